@@ -1,0 +1,1162 @@
+"""The emulated dYdX v4 chain: blocks, markets, oracle, accounts, matching, fees and funding.
+
+One :class:`ChainEngine` is the whole state machine. It is synchronous and does no I/O: the app calls
+:meth:`ChainEngine.produce_block` on a timer and the public mutators (place, cancel, transfers) from
+its request handlers; every state change is reported as a :mod:`..events` value to the sinks.
+
+Timing, as on the venue (see :mod:`..events`):
+
+* Short-term orders (flag 0) are validated and matched at once, as the proposer's memclob does in
+  CheckTx. Their off-chain events (``OrderPlaced`` BEST_EFFORT_OPENED, optimistic ``OrderUpdated``,
+  ``OrderRemoved`` BEST_EFFORT_CANCELED) go out immediately; the fills are committed in the next
+  block (``FillCommitted``, ``OrderRemoved`` FILLED, ``SubaccountUpdated``).
+* Stateful orders (long-term 64, conditional 32) and their cancels are validated at once and take
+  effect in the next block: placement, matching as a taker, ``OrderPlaced`` OPEN / UNTRIGGERED.
+* Balances and positions change when a fill matches (the proposer's view), so the collateral check
+  of the next order already sees it; the on-chain events that report them are stamped with the block
+  that commits them.
+
+Block ``N`` (:meth:`ChainEngine.produce_block`) runs: conditional orders triggered in block ``N-1``
+join the book; stateful placements and cancels of the mempool; every queued on-chain event is
+emitted; short-term orders with GTB < N and stateful orders with GTBT <= block time expire; the
+oracle moves; conditional orders are triggered against the new oracle price (they become live in
+``N+1``); funding is settled when due; ``SubaccountUpdated`` for every subaccount that changed; then
+``BlockCommitted``.
+
+Event ids are 12 bytes: height (u32 BE) | transaction index (u32 BE) | event index (u32 BE). Every
+engine call that is a transaction (a place, a transfer) gets the next transaction index of the block
+that will commit it; operations the block itself runs (stateful placements, triggers, funding) get
+their own indices after those.
+
+Matching rules (price-time priority, maker's price, integer subticks and quantums):
+
+* A taker meeting a maker of its own subaccount cancels the maker (SELF_TRADE_ERROR) and continues.
+* Collateral: a fill is allowed for a subaccount when, after the fill and its fee, free collateral is
+  >= 0, or the fill only reduces its position in that market (never opens or flips it). A taker that
+  fails is removed (UNDERCOLLATERALIZED) before the fill; a maker that fails is removed and matching
+  goes on with the next maker.
+* POST_ONLY: a short-term post-only order that would cross another subaccount's order is rejected with
+  clob 2003 (§5.4: a memclob CheckTx error, the order never exists); a stateful one (placed inside a
+  block, where no error can be returned) is removed with POST_ONLY_WOULD_CROSS_MAKER_ORDER. Own orders
+  it would cross are cancelled first (self-trade), as the memclob does.
+* IOC: the unfilled remainder is removed with IMMEDIATE_OR_CANCEL_WOULD_REST_ON_BOOK.
+* Reduce-only (IOC only): placing one that would increase the position is clob 2001; while matching,
+  every fill is capped at the position left, and when the position is flat the remainder is removed
+  with REDUCE_ONLY_RESIZE.
+* FOK is rejected (clob 48).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Literal, cast
+
+from nautilus_dydx.emulator.engine.accounts import (
+    Account,
+    Position,
+    Subaccount,
+    SubaccountState,
+    position_notional,
+    quote_quantums,
+)
+from nautilus_dydx.emulator.engine.errors import EngineError, clob_error, subaccounts_error
+from nautilus_dydx.emulator.engine.fees import fee_quantums, fee_tier_for_volume
+from nautilus_dydx.emulator.engine.matching import Book, BookOrder
+from nautilus_dydx.emulator.engine.oracle import Oracle
+from nautilus_dydx.emulator.engine.validation import (
+    go_order_id,
+    validate_batch_cancel_basic,
+    validate_cancel_basic,
+    validate_good_til_block,
+    validate_good_til_block_time,
+    validate_order_against_market,
+    validate_order_basic,
+    validate_replacement,
+)
+from nautilus_dydx.emulator.events import (
+    CONDITIONAL,
+    SHORT_TERM,
+    BlockCommitted,
+    ChainEvent,
+    FillCommitted,
+    FundingUpdated,
+    MarketInfo,
+    MarketListed,
+    MarketStatus,
+    MarketStatusChanged,
+    OraclePriceUpdated,
+    OrderKey,
+    OrderPlaced,
+    OrderRemoved,
+    OrderSnapshot,
+    OrderTriggered,
+    OrderUpdated,
+    Side,
+    SubaccountRef,
+    SubaccountUpdated,
+    TransferCommitted,
+    TransferType,
+)
+from nautilus_dydx.emulator.params import (
+    BLOCK_RATE_LIMITS,
+    DEFAULT_MARKETS,
+    EQUITY_TIERS,
+    FEE_TIERS,
+    MARKETS,
+    NATIVE_DENOM,
+    STATEFUL_ORDER_TIME_WINDOW,
+    USDC_DENOM,
+    BlockRateLimit,
+    BlockRateLimits,
+    EquityTier,
+    FeeTier,
+    market_info,
+)
+
+__all__ = ["ChainEngine", "EngineError", "event_id"]
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[ChainEvent], None]
+RateKind = Literal["short_term", "stateful", "cancel"]
+
+# On-chain events queued before their block exists carry this time; the block replaces it.
+_UNSTAMPED = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+REASON_EXPIRED = "ORDER_REMOVAL_REASON_EXPIRED"
+REASON_USER_CANCELED = "ORDER_REMOVAL_REASON_USER_CANCELED"
+REASON_UNDERCOLLATERALIZED = "ORDER_REMOVAL_REASON_UNDERCOLLATERALIZED"
+REASON_SELF_TRADE = "ORDER_REMOVAL_REASON_SELF_TRADE_ERROR"
+REASON_POST_ONLY = "ORDER_REMOVAL_REASON_POST_ONLY_WOULD_CROSS_MAKER_ORDER"
+REASON_IOC = "ORDER_REMOVAL_REASON_IMMEDIATE_OR_CANCEL_WOULD_REST_ON_BOOK"
+REASON_REDUCE_ONLY = "ORDER_REMOVAL_REASON_REDUCE_ONLY_RESIZE"
+REASON_FULLY_FILLED = "ORDER_REMOVAL_REASON_FULLY_FILLED"
+
+
+def event_id(height: int, tx_index: int, event_index: int) -> bytes:
+    """The 12-byte event id: height | transaction index | event index, each a big-endian u32."""
+    return height.to_bytes(4, "big") + tx_index.to_bytes(4, "big") + event_index.to_bytes(4, "big")
+
+
+@dataclass(slots=True)
+class _LiveOrder:
+    """An order the chain holds: resting on the book, or a conditional order waiting for its trigger."""
+
+    order: OrderSnapshot
+    state: Literal["RESTING", "UNTRIGGERED", "TRIGGERED"]
+    seq: int
+
+
+def _ref(key: OrderKey) -> SubaccountRef:
+    return SubaccountRef(key.owner, key.subaccount_number)
+
+
+class ChainEngine:
+    """A deterministic, in-memory dYdX v4 chain for the emulator (see the module docstring).
+
+    Args:
+        markets: tickers to list (default BTC-USD, ETH-USD, SOL-USD and the isolated EIGEN-USD).
+        seed: seeds the oracle random walk; the same seed and the same calls give the same events.
+        start_height: height of the block :meth:`start` commits.
+        start_time: time of that block (default: now, UTC).
+        block_interval: time between blocks when :meth:`produce_block` is not given ``now``.
+        short_block_window: ShortBlockWindow of the short-term GTB check (40 today, 20 legacy).
+        funding_interval_blocks: blocks between funding settlements (default: one hour of blocks).
+        oracle_step_ppm: bound of the oracle's per-block random move.
+        fee_tiers, equity_tiers, block_rate_limits: override the genesis values of :mod:`..params`.
+        funding_rate_ppm: hourly funding rate per ticker (default ``default_funding_ppm // 8``, the
+            market's 8-hour rate spread over 8 hours, rounded down).
+
+    Raises:
+        ValueError: an unknown ticker (the message lists the available ones) or a bad interval.
+    """
+
+    def __init__(
+        self,
+        *,
+        markets: Sequence[str] | None = None,
+        seed: int = 0,
+        start_height: int = 1,
+        start_time: dt.datetime | None = None,
+        block_interval: dt.timedelta = dt.timedelta(seconds=0.5),
+        short_block_window: int = 40,
+        funding_interval_blocks: int | None = None,
+        oracle_step_ppm: int = 300,
+        fee_tiers: Sequence[FeeTier] = FEE_TIERS,
+        equity_tiers: Sequence[EquityTier] = EQUITY_TIERS,
+        block_rate_limits: BlockRateLimits = BLOCK_RATE_LIMITS,
+        funding_rate_ppm: Mapping[str, int] | None = None,
+    ) -> None:
+        tickers = list(markets) if markets is not None else list(DEFAULT_MARKETS)
+        unknown = [t for t in tickers if t not in MARKETS]
+        if unknown:
+            raise ValueError(f"unknown market(s) {unknown}; available: {sorted(MARKETS)}")
+        if block_interval <= dt.timedelta(0):
+            raise ValueError("block_interval must be positive")
+        specs = [MARKETS[t] for t in dict.fromkeys(tickers)]
+        self._markets: dict[int, MarketInfo] = {s.clob_pair_id: market_info(s) for s in specs}
+        self._by_ticker = {s.ticker: s.clob_pair_id for s in specs}
+        self._books: dict[int, Book] = {s.clob_pair_id: Book() for s in specs}
+        self._oracle = Oracle(
+            {s.clob_pair_id: s.start_price for s in specs}, seed=seed, max_step_ppm=oracle_step_ppm
+        )
+        rates = dict(funding_rate_ppm or {})
+        self._funding_rate: dict[int, int] = {
+            s.clob_pair_id: rates.get(s.ticker, s.default_funding_ppm // 8) for s in specs
+        }
+        self.seed = seed
+        self.block_interval = block_interval
+        self.short_block_window = short_block_window
+        blocks_per_hour = max(1, int(dt.timedelta(hours=1) / block_interval))
+        self.funding_interval_blocks = funding_interval_blocks or blocks_per_hour
+        self.fee_tiers: tuple[FeeTier, ...] = tuple(fee_tiers)
+        self.equity_tiers: tuple[EquityTier, ...] = tuple(equity_tiers)
+        self.block_rate_limits = block_rate_limits
+        self.stateful_order_time_window = STATEFUL_ORDER_TIME_WINDOW
+
+        self.height = start_height - 1
+        start = start_time or dt.datetime.now(dt.UTC)
+        self.block_time = start if start.tzinfo else start.replace(tzinfo=dt.UTC)
+        self._start_height = start_height
+        self._started = False
+        self._producing = False
+
+        self._sinks: list[Sink] = []
+        self._pending: list[ChainEvent] = []
+        self._tx_index = 0
+        self._seq = 0
+
+        self._accounts: dict[str, Account] = {}
+        self._next_account_number = 0
+        self._subaccounts: dict[SubaccountRef, Subaccount] = {}
+        self._dirty: dict[SubaccountRef, None] = {}
+        self._volume: dict[str, int] = defaultdict(int)
+        self.fee_collector_quantums = 0
+        self.minted_usdc = 0
+
+        self._orders: dict[OrderKey, _LiveOrder] = {}
+        self._filled: dict[OrderKey, int] = {}
+        self._short_term_last: dict[OrderKey, OrderSnapshot] = {}  # replay protection until GTB passes
+        self._short_term_cancels: dict[OrderKey, int] = {}
+        self._pending_stateful: dict[OrderKey, tuple[OrderSnapshot, str, int]] = {}
+        self._pending_cancels: dict[OrderKey, int] = {}
+        self._triggered: list[OrderKey] = []
+        self._pending_status: list[tuple[int, MarketStatus]] = []
+        self._rate_counts: dict[tuple[RateKind, str], dict[int, int]] = defaultdict(dict)
+
+    # --- wiring and read access -------------------------------------------------------------------
+
+    def add_sink(self, sink: Sink) -> None:
+        """Register a consumer; every event goes to every sink, in emission order."""
+        self._sinks.append(sink)
+
+    @property
+    def markets(self) -> Mapping[int, MarketInfo]:
+        """Listed markets by clob pair id."""
+        return self._markets
+
+    def market(self, ticker: str) -> MarketInfo:
+        """The market of ``ticker``; clob 8 when it is not listed."""
+        clob_pair_id = self._by_ticker.get(ticker)
+        if clob_pair_id is None:
+            raise clob_error(8, f"Clob {ticker} is not a valid clob")
+        return self._markets[clob_pair_id]
+
+    def oracle_price(self, clob_pair_id: int) -> int:
+        """Current oracle price in units of ``10**price_exponent``."""
+        self._require_market(clob_pair_id)
+        return self._oracle.price(clob_pair_id)
+
+    def oracle_subticks(self, clob_pair_id: int) -> Fraction:
+        """The oracle price expressed in subticks (exact; conditional triggers compare against it)."""
+        market = self._require_market(clob_pair_id)
+        exponent = market.price_exponent + market.atomic_resolution - market.quantum_conversion_exponent + 6
+        price = self._oracle.price(clob_pair_id)
+        return Fraction(price * 10**exponent) if exponent >= 0 else Fraction(price, 10**-exponent)
+
+    def set_oracle_price(self, clob_pair_id: int, price: int) -> None:
+        """Override the oracle price; effective in the next block (instead of its random move)."""
+        self._require_market(clob_pair_id)
+        if price <= 0:
+            raise EngineError("prices", 4, f"price {price} must be > 0: Market price update is invalid")
+        self._oracle.override(clob_pair_id, price)
+
+    def set_market_status(self, clob_pair_id: int, status: MarketStatus) -> None:
+        """Change a clob pair's status in the next block (emits ``MarketStatusChanged``)."""
+        self._require_market(clob_pair_id)
+        self._pending_status.append((clob_pair_id, status))
+
+    def set_funding_rate(self, clob_pair_id: int, rate_ppm: int) -> None:
+        """The hourly funding rate (ppm) settled at the next funding blocks."""
+        self._require_market(clob_pair_id)
+        self._funding_rate[clob_pair_id] = rate_ppm
+
+    def funding_rate(self, clob_pair_id: int) -> int:
+        """The hourly funding rate in ppm (positive: longs pay shorts)."""
+        self._require_market(clob_pair_id)
+        return self._funding_rate[clob_pair_id]
+
+    def account(self, address: str) -> Account | None:
+        """The account of ``address``; ``None`` until it first received funds."""
+        return self._accounts.get(address)
+
+    def ensure_account(self, address: str) -> Account:
+        """The account of ``address``, created with the next account number if new."""
+        account = self._accounts.get(address)
+        if account is None:
+            account = Account(address=address, account_number=self._next_account_number)
+            self._next_account_number += 1
+            self._accounts[address] = account
+        return account
+
+    def accounts(self) -> Iterable[Account]:
+        return self._accounts.values()
+
+    def increment_sequence(self, address: str) -> int:
+        """Bump an account's sequence (the tx layer's job after a stateful tx); returns the new value."""
+        account = self.ensure_account(address)
+        account.sequence += 1
+        return account.sequence
+
+    def set_pub_key(self, address: str, pub_key: bytes) -> None:
+        """Record the public key an account signed with."""
+        self.ensure_account(address).pub_key = pub_key
+
+    def subaccount(self, address: str, number: int) -> SubaccountState | None:
+        """A subaccount valued at the current oracle prices; ``None`` if it never held anything."""
+        sub = self._subaccounts.get(SubaccountRef(address, number))
+        return sub.state(self._markets, self._oracle.prices) if sub is not None else None
+
+    def subaccounts(self) -> Iterable[SubaccountState]:
+        """Every subaccount, valued at the current oracle prices."""
+        return [s.state(self._markets, self._oracle.prices) for s in self._subaccounts.values()]
+
+    def fee_tier(self, address: str) -> FeeTier:
+        """The fee tier of an owner, from its cumulative traded volume."""
+        return fee_tier_for_volume(self.fee_tiers, self._volume.get(address, 0))
+
+    def volume(self, address: str) -> int:
+        """Cumulative traded notional of an owner, in USDC quantums (maker and taker)."""
+        return self._volume.get(address, 0)
+
+    def usdc_supply(self) -> int:
+        """All USDC the engine holds: subaccounts, wallets and the fee collector (equals minted)."""
+        wallets = sum(a.balances.get(USDC_DENOM, 0) for a in self._accounts.values())
+        return sum(s.usdc for s in self._subaccounts.values()) + wallets + self.fee_collector_quantums
+
+    def book(self, clob_pair_id: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """The true aggregated book: ``(bids best-first, asks best-first)`` of (subticks, quantums)."""
+        self._require_market(clob_pair_id)
+        return self._books[clob_pair_id].levels()
+
+    def open_orders(self, subaccount: SubaccountRef) -> list[OrderSnapshot]:
+        """Live orders of a subaccount (resting or waiting for a trigger), by arrival."""
+        return [
+            self._snapshot(live.order)
+            for live in sorted(self._orders.values(), key=lambda lv: lv.seq)
+            if _ref(live.order.key) == subaccount
+        ]
+
+    def order(self, key: OrderKey) -> OrderSnapshot | None:
+        """A live order by id, with its filled amount."""
+        live = self._orders.get(key)
+        return self._snapshot(live.order) if live is not None else None
+
+    def order_status(self, key: OrderKey) -> Literal["RESTING", "UNTRIGGERED", "TRIGGERED"] | None:
+        """Where a live order is: on the book, or a conditional order before / after its trigger."""
+        live = self._orders.get(key)
+        return live.state if live is not None else None
+
+    def filled_amount(self, key: OrderKey) -> int:
+        """Filled quantums of an order id the chain still remembers (0 otherwise)."""
+        return self._filled.get(key, 0)
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """List the markets, publish the initial oracle prices and commit the start block. Idempotent."""
+        if self._started:
+            return
+        self._started = True
+        self.height = self._start_height
+        for market in self._markets.values():
+            self._emit(MarketListed(market))
+        for clob_pair_id, market in self._markets.items():
+            self._emit(self._oracle_event(clob_pair_id, market, self.height, self.block_time))
+        self._emit(BlockCommitted(self.height, self.block_time))
+
+    def produce_block(self, now: dt.datetime | None = None) -> int:
+        """Produce and commit block ``H+1`` (see the module docstring); returns the new height.
+
+        Args:
+            now: the block time; default the previous block time plus ``block_interval``. A time not
+                after the previous block is moved to one microsecond after it (block times increase).
+        """
+        if not self._started:
+            self.start()
+        height = self.height + 1
+        time = now if now is not None else self.block_time + self.block_interval
+        if time.tzinfo is None:
+            time = time.replace(tzinfo=dt.UTC)
+        if time <= self.block_time:
+            time = self.block_time + dt.timedelta(microseconds=1)
+        self._producing = True
+        try:
+            self._run_block(height, time)
+        finally:
+            self._producing = False
+        self.height = height
+        self.block_time = time
+        self._tx_index = 0
+        self._emit(BlockCommitted(height, time))
+        return height
+
+    def _run_block(self, height: int, time: dt.datetime) -> None:
+        for clob_pair_id, status in self._pending_status:
+            market = self._markets[clob_pair_id]
+            if market.status != status:
+                self._markets[clob_pair_id] = dataclasses.replace(market, status=status)
+                self._pending.append(MarketStatusChanged(clob_pair_id, status, height))
+        self._pending_status.clear()
+
+        triggered, self._triggered = self._triggered, []
+        for key in triggered:
+            live = self._orders.get(key)
+            if live is not None and live.state == "TRIGGERED":
+                live.state = "RESTING"
+                self._match(live, tx_index=self._next_tx(), tx_hash="", offchain=False)
+
+        placements, self._pending_stateful = self._pending_stateful, {}
+        for order, tx_hash, tx_index in placements.values():
+            self._place_stateful_in_block(order, tx_hash, tx_index, height)
+
+        cancels, self._pending_cancels = self._pending_cancels, {}
+        for key in cancels:
+            if self._orders.get(key) is not None:
+                self._remove(key, "CANCELED", REASON_USER_CANCELED, offchain=False)
+
+        self._expire(height, time)
+
+        for clob_pair_id in self._oracle.step():
+            market = self._markets[clob_pair_id]
+            self._pending.append(self._oracle_event(clob_pair_id, market, height, _UNSTAMPED))
+        self._trigger_conditionals(height)
+
+        if height % self.funding_interval_blocks == 0:
+            self._settle_funding(height)
+
+        self._flush(height, time)
+
+    # --- orders -----------------------------------------------------------------------------------
+
+    def place_order(self, order: OrderSnapshot, *, tx_hash: str = "") -> None:
+        """Place an order (short-term: matched at once; stateful: in the next block).
+
+        ``order.total_filled_quantums`` is ignored: the chain tracks fills per order id.
+
+        Raises:
+            EngineError: the venue's rejection (clob codes 3-12, 20, 24, 30, 34, 44, 48, 2001, 2003,
+                2004, 3000-3008, 5001, 6000, 6001, 9003, 10001).
+        """
+        validate_order_basic(order)
+        market = validate_order_against_market(order, self._markets.get(order.key.clob_pair_id))
+        if order.key.order_flags == SHORT_TERM:
+            self._place_short_term(order, market, tx_hash)
+        else:
+            self._accept_stateful(order, tx_hash)
+
+    def _place_short_term(self, order: OrderSnapshot, market: MarketInfo, tx_hash: str) -> None:
+        key = order.key
+        assert order.good_til_block is not None
+        validate_good_til_block(order.good_til_block, self.height, self.short_block_window)
+        self._check_rate("short_term", key.owner, self.block_rate_limits.max_short_term_orders_per_n_blocks)
+        cancel_gtb = self._short_term_cancels.get(key)
+        if cancel_gtb is not None and cancel_gtb >= order.good_til_block:
+            raise clob_error(7, f"Order: {go_order_id(key)}, Cancellation GoodTilBlock: {cancel_gtb}")
+        existing = self._short_term_last.get(key)
+        filled = self._filled.get(key, 0)
+        if existing is not None:
+            validate_replacement(existing, order)
+            if order.time_in_force == "IOC" and filled > 0:
+                raise clob_error(2004)
+        if filled >= order.quantums:
+            raise clob_error(24, f"Order {go_order_id(key)} has filled {filled} of {order.quantums} quantums")
+        book = self._books[key.clob_pair_id]
+        sub = self._subaccounts.get(_ref(key))
+        position = sub.position_quantums(key.clob_pair_id) if sub is not None else 0
+        if order.reduce_only and (position >= 0 if order.side == "BUY" else position <= 0):
+            raise clob_error(
+                2001, f"Order {go_order_id(key)} would increase position size {position} on {market.ticker}"
+            )
+        if order.time_in_force == "POST_ONLY":
+            for maker in book.makers_for(order.side, order.subticks):
+                if _ref(maker.key) != _ref(key):
+                    raise clob_error(2003, f"Order {go_order_id(key)} crosses maker {go_order_id(maker.key)}")
+
+        self._count_rate("short_term", key.owner)
+        if existing is not None and key in self._orders:
+            # A replacement takes the old order off the book; it keeps the fills of the order id.
+            self._books[key.clob_pair_id].remove(key)
+            del self._orders[key]
+        self._short_term_last[key] = order
+        live = _LiveOrder(order=order, state="RESTING", seq=self._next_seq())
+        self._emit_offchain(
+            OrderPlaced(self._snapshot(order), "BEST_EFFORT_OPENED", self.height, self.block_time)
+        )
+        self._match(live, tx_index=self._next_tx(), tx_hash=tx_hash, offchain=True)
+
+    def _accept_stateful(self, order: OrderSnapshot, tx_hash: str) -> None:
+        key = order.key
+        assert order.good_til_block_time is not None
+        validate_good_til_block_time(
+            order.good_til_block_time, self.block_time, self.stateful_order_time_window
+        )
+        if key in self._pending_cancels:
+            raise clob_error(3008, f"Order {go_order_id(key)} was cancelled in this block")
+        existing = self._orders.get(key)
+        pending = self._pending_stateful.get(key)
+        if existing is not None or pending is not None:
+            old = existing.order if existing is not None else pending[0]  # type: ignore[index]
+            raise clob_error(
+                3005,
+                "A stateful order with this OrderId already exists and stateful order replacement is not "
+                f"supported. Existing order GoodTilBlockTime ({old.good_til_block_time}), New order "
+                f"GoodTilBlockTime ({order.good_til_block_time})",
+            )
+        self._check_equity_tier(order)
+        self._check_rate("stateful", key.owner, self.block_rate_limits.max_stateful_orders_per_n_blocks)
+        self._count_rate("stateful", key.owner)
+        self._pending_stateful[key] = (order, tx_hash, self._next_tx())
+
+    def _place_stateful_in_block(
+        self, order: OrderSnapshot, tx_hash: str, tx_index: int, height: int
+    ) -> None:
+        key = order.key
+        self._filled.setdefault(key, 0)
+        if key.order_flags == CONDITIONAL:
+            live = _LiveOrder(order=order, state="UNTRIGGERED", seq=self._next_seq())
+            self._orders[key] = live
+            self._pending.append(OrderPlaced(self._snapshot(order), "UNTRIGGERED", height, _UNSTAMPED))
+            return
+        live = _LiveOrder(order=order, state="RESTING", seq=self._next_seq())
+        self._pending.append(OrderPlaced(self._snapshot(order), "OPEN", height, _UNSTAMPED))
+        self._match(live, tx_index=tx_index, tx_hash=tx_hash, offchain=False)
+
+    def _check_equity_tier(self, order: OrderSnapshot) -> None:
+        ref = _ref(order.key)
+        count = sum(1 for k in self._orders if k.order_flags != SHORT_TERM and _ref(k) == ref) + sum(
+            1 for k in self._pending_stateful if _ref(k) == ref
+        )
+        sub = self._subaccounts.get(ref)
+        net_collateral = sub.state(self._markets, self._oracle.prices).equity if sub is not None else 0
+        limit = 0
+        for tier in self.equity_tiers:
+            if net_collateral >= tier.usd_tnc_required:
+                limit = tier.limit
+        if count + 1 > limit:
+            raise clob_error(
+                10001,
+                f"Opening order would exceed equity tier limit of {limit}. Order count: {count}, total net "
+                f"collateral: {net_collateral}, order id: {go_order_id(order.key)}",
+            )
+
+    def cancel_order(
+        self,
+        key: OrderKey,
+        *,
+        good_til_block: int | None = None,
+        good_til_block_time: int | None = None,
+        tx_hash: str = "",
+    ) -> None:
+        """Cancel an order (§5.7).
+
+        Short-term: at once, best effort; records a cancel until ``good_til_block`` that blocks
+        (re)placing the id with a GTB not above it, and succeeds even for an unknown order.
+        Stateful: in the next block; the order must exist and ``good_til_block_time`` must be at
+        least the order's.
+
+        Raises:
+            EngineError: clob 5, 8, 9, 10, 11, 29, 32, 3000, 3001, 3003, 3004, 3006, 5001.
+        """
+        validate_cancel_basic(key, good_til_block, good_til_block_time)
+        if key.clob_pair_id not in self._markets:
+            raise clob_error(8, f"Clob {key.clob_pair_id} is not a valid clob")
+        if key.order_flags == SHORT_TERM:
+            assert good_til_block is not None
+            self._cancel_short_term(key, good_til_block)
+            return
+        assert good_til_block_time is not None
+        validate_good_til_block_time(good_til_block_time, self.block_time, self.stateful_order_time_window)
+        live = self._orders.get(key)
+        pending = self._pending_stateful.get(key)
+        target = live.order if live is not None else (pending[0] if pending is not None else None)
+        if target is None:
+            raise clob_error(3006, f"Order Id to cancel does not exist. OrderId : {go_order_id(key)}")
+        if key in self._pending_cancels:
+            raise clob_error(
+                32,
+                f"An uncommitted stateful order cancellation with this OrderId already exists: {go_order_id(key)}",
+            )
+        assert target.good_til_block_time is not None
+        if good_til_block_time < target.good_til_block_time:
+            raise clob_error(
+                29,
+                "cancellation goodTilBlockTime less than stateful order goodTilBlockTime. cancellation "
+                f"{good_til_block_time}, order {target.good_til_block_time}",
+            )
+        self._pending_cancels[key] = good_til_block_time
+        self._next_tx()
+
+    def _cancel_short_term(self, key: OrderKey, good_til_block: int) -> None:
+        validate_good_til_block(good_til_block, self.height, self.short_block_window)
+        self._check_rate(
+            "cancel", key.owner, self.block_rate_limits.max_short_term_order_cancellations_per_n_blocks
+        )
+        previous = self._short_term_cancels.get(key)
+        if previous is not None and previous >= good_til_block:
+            raise clob_error(9)
+        self._count_rate("cancel", key.owner)
+        self._short_term_cancels[key] = good_til_block
+        live = self._orders.get(key)
+        if live is not None and (live.order.good_til_block or 0) <= good_til_block:
+            self._remove(key, "BEST_EFFORT_CANCELED", REASON_USER_CANCELED, offchain=True)
+
+    def batch_cancel(
+        self, subaccount: SubaccountRef, batches: Sequence[tuple[int, Sequence[int]]], good_til_block: int
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """Cancel many short-term orders of one subaccount (non-atomic).
+
+        Returns:
+            ``(succeeded, failed)`` lists of ``(clob_pair_id, client_id)``.
+
+        Raises:
+            EngineError: clob 45 (malformed: empty, duplicates, over 100 ids) or 46 (none succeeded).
+        """
+        normalised = [(clob_pair_id, list(ids)) for clob_pair_id, ids in batches]
+        validate_batch_cancel_basic(normalised)
+        succeeded: list[tuple[int, int]] = []
+        failed: list[tuple[int, int]] = []
+        for clob_pair_id, client_ids in normalised:
+            for client_id in client_ids:
+                key = OrderKey(subaccount.address, subaccount.number, client_id, clob_pair_id, SHORT_TERM)
+                try:
+                    self.cancel_order(key, good_til_block=good_til_block)
+                except EngineError as exc:
+                    log.debug("batch cancel of %s failed: %s", key, exc)
+                    failed.append((clob_pair_id, client_id))
+                else:
+                    succeeded.append((clob_pair_id, client_id))
+        if not succeeded:
+            raise clob_error(46, f"No successful cancellations. Failures: {failed}")
+        return succeeded, failed
+
+    # --- matching ---------------------------------------------------------------------------------
+
+    def _match(self, live: _LiveOrder, *, tx_index: int, tx_hash: str, offchain: bool) -> None:
+        """Run ``live`` as a taker against the book, then rest, fill or remove it."""
+        taker = live.order
+        key = taker.key
+        market = self._markets[key.clob_pair_id]
+        book = self._books[key.clob_pair_id]
+        ref = _ref(key)
+        filled = self._filled.get(key, 0)
+        remaining = taker.quantums - filled
+        stop_reason: str | None = None
+        event_index = 0
+        self._orders[key] = live
+        for maker in book.makers_for(taker.side, taker.subticks):
+            if remaining <= 0:
+                break
+            if _ref(maker.key) == ref:
+                self._remove(maker.key, self._cancel_status(maker.key), REASON_SELF_TRADE, offchain=offchain)
+                continue
+            if taker.time_in_force == "POST_ONLY":
+                stop_reason = REASON_POST_ONLY
+                break
+            quantity = min(remaining, maker.remaining)
+            if taker.reduce_only:
+                reducible = self._reducible(ref, key.clob_pair_id, taker.side)
+                if reducible == 0:
+                    stop_reason = REASON_REDUCE_ONLY
+                    break
+                quantity = min(quantity, reducible)
+            quote = quote_quantums(market, quantity, maker.subticks)
+            taker_fee = fee_quantums(quote, self.fee_tier(key.owner).taker_fee_ppm)
+            maker_fee = fee_quantums(quote, self.fee_tier(maker.key.owner).maker_fee_ppm)
+            if not self._fill_allowed(ref, market, taker.side, quantity, quote, taker_fee):
+                stop_reason = REASON_UNDERCOLLATERALIZED
+                break
+            maker_side: Side = "SELL" if taker.side == "BUY" else "BUY"
+            if not self._fill_allowed(_ref(maker.key), market, maker_side, quantity, quote, maker_fee):
+                self._remove(
+                    maker.key, self._cancel_status(maker.key), REASON_UNDERCOLLATERALIZED, offchain=offchain
+                )
+                continue
+            fill_id = event_id(self.height + 1, tx_index, event_index)
+            event_index += 1
+            self._apply_fill(ref, market, taker.side, quantity, quote, taker_fee, fill_id)
+            self._apply_fill(_ref(maker.key), market, maker_side, quantity, quote, maker_fee, fill_id)
+            self.fee_collector_quantums += taker_fee + maker_fee
+            self._volume[key.owner] += quote
+            self._volume[maker.key.owner] += quote
+            remaining -= quantity
+            filled += quantity
+            self._filled[key] = filled
+            maker.filled += quantity
+            self._filled[maker.key] = maker.filled
+            maker_order = self._orders[maker.key].order
+            self._pending.append(
+                FillCommitted(
+                    event_id=fill_id,
+                    clob_pair_id=key.clob_pair_id,
+                    maker=maker.key,
+                    taker=key,
+                    taker_side=taker.side,
+                    subticks=maker.subticks,
+                    quantums=quantity,
+                    maker_fee=maker_fee,
+                    taker_fee=taker_fee,
+                    fill_type="LIMIT",
+                    height=self.height + 1,
+                    time=_UNSTAMPED,
+                    tx_hash=tx_hash,
+                    maker_client_metadata=maker_order.client_metadata,
+                    taker_client_metadata=taker.client_metadata,
+                )
+            )
+            self._emit_order_event(OrderUpdated(maker.key, maker.filled, *self._stamp(offchain)), offchain)
+            if maker.remaining == 0:
+                book.remove(maker.key)
+                del self._orders[maker.key]
+                self._pending.append(
+                    OrderRemoved(
+                        maker.key, "FILLED", REASON_FULLY_FILLED, maker.filled, self.height + 1, _UNSTAMPED
+                    )
+                )
+        if event_index:
+            self._emit_order_event(OrderUpdated(key, filled, *self._stamp(offchain)), offchain)
+        if remaining <= 0:
+            del self._orders[key]
+            self._pending.append(
+                OrderRemoved(key, "FILLED", REASON_FULLY_FILLED, filled, self.height + 1, _UNSTAMPED)
+            )
+            return
+        if (
+            stop_reason is None
+            and taker.reduce_only
+            and self._reducible(ref, key.clob_pair_id, taker.side) == 0
+        ):
+            stop_reason = REASON_REDUCE_ONLY
+        if stop_reason is None and taker.time_in_force == "IOC":
+            stop_reason = REASON_IOC
+        if stop_reason is not None:
+            self._remove(key, self._cancel_status(key), stop_reason, offchain=offchain, on_book=False)
+            return
+        book.add(BookOrder(key, taker.side, taker.subticks, taker.quantums, filled, live.seq))
+
+    def _reducible(self, ref: SubaccountRef, clob_pair_id: int, side: Side) -> int:
+        sub = self._subaccounts.get(ref)
+        position = sub.position_quantums(clob_pair_id) if sub is not None else 0
+        if side == "BUY":
+            return -position if position < 0 else 0
+        return position if position > 0 else 0
+
+    def _fill_allowed(
+        self, ref: SubaccountRef, market: MarketInfo, side: Side, quantity: int, quote: int, fee: int
+    ) -> bool:
+        sub = self._subaccounts.get(ref) or Subaccount(ref)
+        signed = quantity if side == "BUY" else -quantity
+        before = sub.position_quantums(market.clob_pair_id)
+        after = before + signed
+        if abs(after) <= abs(before) and (after == 0 or (after > 0) == (before > 0)):
+            return True
+        cash = -quote if side == "BUY" else quote
+        risk = sub.risk(
+            self._markets,
+            self._oracle.prices,
+            usdc_delta=cash - fee,
+            position_deltas={market.clob_pair_id: signed},
+        )
+        return risk.free_collateral >= 0
+
+    def _apply_fill(
+        self,
+        ref: SubaccountRef,
+        market: MarketInfo,
+        side: Side,
+        quantity: int,
+        quote: int,
+        fee: int,
+        fill_id: bytes,
+    ) -> None:
+        sub = self._sub(ref)
+        sub.usdc += (-quote if side == "BUY" else quote) - fee
+        signed = quantity if side == "BUY" else -quantity
+        clob_pair_id = market.clob_pair_id
+        position = sub.positions.get(clob_pair_id)
+        if position is None or position.quantums == 0:
+            self._open_position(sub, clob_pair_id, signed, quote, fill_id)
+            return
+        if (position.quantums > 0) == (signed > 0):
+            position.quantums += signed
+            position.entry_quote_quantums += quote
+            position.sum_open += quantity
+            position.max_size = max(position.max_size, abs(position.quantums))
+            return
+        size = abs(position.quantums)
+        closing = min(quantity, size)
+        closing_quote = quote * closing // quantity
+        entry_part = position.entry_quote_quantums * closing // size
+        pnl = closing_quote - entry_part if position.quantums > 0 else entry_part - closing_quote
+        position.realized_pnl += pnl
+        position.entry_quote_quantums -= entry_part
+        position.exit_quote_quantums += closing_quote
+        position.sum_close += closing
+        position.quantums += closing if signed > 0 else -closing
+        if position.quantums == 0:
+            position.closed_height = self.height + 1
+            sub.closed.append(position)
+            del sub.positions[clob_pair_id]
+            rest = quantity - closing
+            if rest:
+                self._open_position(
+                    sub, clob_pair_id, signed // quantity * rest, quote - closing_quote, fill_id
+                )
+
+    def _open_position(
+        self, sub: Subaccount, clob_pair_id: int, signed: int, quote: int, fill_id: bytes
+    ) -> None:
+        sub.positions[clob_pair_id] = Position(
+            clob_pair_id=clob_pair_id,
+            quantums=signed,
+            entry_quote_quantums=quote,
+            open_event_id=fill_id,
+            created_height=self.height + 1,
+            created_time=None,
+            sum_open=abs(signed),
+            max_size=abs(signed),
+        )
+
+    def _remove(
+        self,
+        key: OrderKey,
+        status: Literal["FILLED", "CANCELED", "BEST_EFFORT_CANCELED"],
+        reason: str,
+        *,
+        offchain: bool,
+        on_book: bool = True,
+    ) -> None:
+        self._orders.pop(key, None)
+        if on_book:
+            self._books[key.clob_pair_id].remove(key)
+        filled = self._filled.get(key, 0)
+        if status == "BEST_EFFORT_CANCELED":
+            self._emit_order_event(
+                OrderRemoved(key, status, reason, filled, *self._stamp(offchain)), offchain
+            )
+        else:
+            self._pending.append(OrderRemoved(key, status, reason, filled, self.height + 1, _UNSTAMPED))
+
+    @staticmethod
+    def _cancel_status(key: OrderKey) -> Literal["CANCELED", "BEST_EFFORT_CANCELED"]:
+        return "BEST_EFFORT_CANCELED" if key.order_flags == SHORT_TERM else "CANCELED"
+
+    # --- block steps ------------------------------------------------------------------------------
+
+    def _expire(self, height: int, time: dt.datetime) -> None:
+        now = int(time.timestamp())
+        for key, live in sorted(self._orders.items(), key=lambda item: item[1].seq):
+            order = live.order
+            if key.order_flags == SHORT_TERM:
+                expired = (order.good_til_block or 0) < height
+            else:
+                expired = (order.good_til_block_time or 0) <= now
+            if expired:
+                self._remove(key, "CANCELED", REASON_EXPIRED, offchain=False, on_book=live.state == "RESTING")
+        for key in [k for k, o in self._short_term_last.items() if (o.good_til_block or 0) < height]:
+            del self._short_term_last[key]
+            self._filled.pop(key, None)
+        for key in [k for k, gtb in self._short_term_cancels.items() if gtb < height]:
+            del self._short_term_cancels[key]
+        for key in [k for k in self._filled if k.order_flags != SHORT_TERM and k not in self._orders]:
+            del self._filled[key]
+
+    def _trigger_conditionals(self, height: int) -> None:
+        for key, live in sorted(self._orders.items(), key=lambda item: item[1].seq):
+            if live.state != "UNTRIGGERED":
+                continue
+            order = live.order
+            oracle = self.oracle_subticks(key.clob_pair_id)
+            trigger = order.trigger_subticks
+            if order.condition_type == "STOP_LOSS":
+                fire = oracle >= trigger if order.side == "BUY" else oracle <= trigger
+            else:
+                fire = oracle <= trigger if order.side == "BUY" else oracle >= trigger
+            if fire:
+                live.state = "TRIGGERED"
+                self._triggered.append(key)
+                self._pending.append(OrderTriggered(key, height, _UNSTAMPED))
+
+    def _settle_funding(self, height: int) -> None:
+        for clob_pair_id, market in sorted(self._markets.items()):
+            rate = self._funding_rate[clob_pair_id]
+            price = self._oracle.price(clob_pair_id)
+            for sub in self._subaccounts.values():
+                position = sub.positions.get(clob_pair_id)
+                if position is None or rate == 0:
+                    continue
+                owed = position_notional(market, position.quantums, price) * rate / 1_000_000
+                # Rounded towards +infinity: payers pay the ceiling, receivers get the floor, the fee
+                # collector keeps the sub-quantum remainder, so funding never creates USDC.
+                payment = -(-owed.numerator // owed.denominator)
+                if payment:
+                    sub.usdc -= payment
+                    position.net_funding -= payment
+                    self.fee_collector_quantums += payment
+                    self._dirty[sub.ref] = None
+            self._pending.append(
+                FundingUpdated(
+                    clob_pair_id=clob_pair_id,
+                    rate_ppm=rate,
+                    oracle_price=price,
+                    price_exponent=market.price_exponent,
+                    next_rate_ppm=rate,
+                    height=height,
+                    time=_UNSTAMPED,
+                )
+            )
+
+    def _flush(self, height: int, time: dt.datetime) -> None:
+        events, self._pending = self._pending, []
+        for event in events:
+            if isinstance(event, OrderRemoved) and event.status == "FILLED" and event.key in self._orders:
+                continue  # a replacement revived the id after its fill was matched
+            if getattr(event, "time", None) is _UNSTAMPED:
+                event = dataclasses.replace(cast(Any, event), time=time)
+            self._emit(event)
+        for ref in list(self._dirty):
+            sub = self._subaccounts[ref]
+            for position in (*sub.positions.values(), *sub.closed):
+                if position.created_time is None:
+                    position.created_time = time
+                if position.closed_height is not None and position.closed_time is None:
+                    position.closed_time = time
+            self._emit(
+                SubaccountUpdated(
+                    subaccount=ref,
+                    usdc_quantums=sub.usdc,
+                    positions=tuple(p.snapshot() for _, p in sorted(sub.positions.items())),
+                    closed_positions=tuple(p.snapshot() for p in sub.closed),
+                    height=height,
+                    time=time,
+                )
+            )
+            sub.closed.clear()
+        self._dirty.clear()
+
+    # --- transfers --------------------------------------------------------------------------------
+
+    def fund_wallet(self, address: str, denom: str, amount: int) -> None:
+        """Mint ``amount`` of ``denom`` into a wallet (faucet; USDC minted counts in the supply)."""
+        if amount <= 0:
+            raise EngineError("sdk", 10, f"{amount}{denom}: invalid coins")
+        account = self.ensure_account(address)
+        account.balances[denom] = account.balances.get(denom, 0) + amount
+        if denom == USDC_DENOM:
+            self.minted_usdc += amount
+
+    def deposit(
+        self, address: str, number: int, quantums: int, *, tx_hash: str = "", from_wallet: bool = False
+    ) -> None:
+        """Credit USDC to subaccount ``(address, number)``.
+
+        By default it is minted (the faucet); with ``from_wallet`` it moves from the wallet's USDC
+        (``MsgDepositToSubaccount``). Committed (``TransferCommitted`` DEPOSIT) in the next block.
+
+        Raises:
+            EngineError: sdk 5 when the wallet lacks the funds, sending 2 for a non-positive amount.
+        """
+        if quantums <= 0:
+            raise EngineError("sending", 2, f"{quantums}: Invalid transfer amount")
+        account = self.ensure_account(address)
+        if from_wallet:
+            balance = account.balances.get(USDC_DENOM, 0)
+            if balance < quantums:
+                raise EngineError(
+                    "sdk",
+                    5,
+                    f"spendable balance {balance}{USDC_DENOM} is smaller than {quantums}{USDC_DENOM}: insufficient funds",
+                )
+            account.balances[USDC_DENOM] = balance - quantums
+        else:
+            self.minted_usdc += quantums
+        ref = SubaccountRef(address, number)
+        self._sub(ref).usdc += quantums
+        self._transfer_event("DEPOSIT", None, address, ref, None, quantums, tx_hash)
+
+    def withdraw(
+        self, address: str, number: int, quantums: int, *, recipient: str | None = None, tx_hash: str = ""
+    ) -> None:
+        """Move USDC from a subaccount to a wallet (default the owner's); committed in the next block.
+
+        Raises:
+            EngineError: subaccounts 102 when the subaccount would be undercollateralized.
+        """
+        ref = SubaccountRef(address, number)
+        self._debit(ref, quantums)
+        to = recipient or address
+        wallet = self.ensure_account(to)
+        wallet.balances[USDC_DENOM] = wallet.balances.get(USDC_DENOM, 0) + quantums
+        self._transfer_event("WITHDRAWAL", ref, None, None, to, quantums, tx_hash)
+
+    def transfer(
+        self, sender: SubaccountRef, recipient: SubaccountRef, quantums: int, *, tx_hash: str = ""
+    ) -> None:
+        """Move USDC between subaccounts; committed in the next block.
+
+        Raises:
+            EngineError: subaccounts 102 when the sender would be undercollateralized; sending 1 for a
+                transfer to itself.
+        """
+        if sender == recipient:
+            raise EngineError("sending", 1, "Sender is the same as recipient")
+        self._debit(sender, quantums)
+        self._sub(recipient).usdc += quantums
+        self._transfer_event("TRANSFER", sender, None, recipient, None, quantums, tx_hash)
+
+    def _debit(self, ref: SubaccountRef, quantums: int) -> None:
+        if quantums <= 0:
+            raise EngineError("sending", 2, f"{quantums}: Invalid transfer amount")
+        sub = self._subaccounts.get(ref)
+        if (
+            sub is None
+            or sub.risk(self._markets, self._oracle.prices, usdc_delta=-quantums).free_collateral < 0
+        ):
+            raise subaccounts_error(
+                102, f"UpdateResult NewlyUndercollateralized for subaccount {ref.address}/{ref.number}"
+            )
+        sub.usdc -= quantums
+        self._dirty[ref] = None
+
+    def _transfer_event(
+        self,
+        kind: TransferType,
+        sender: SubaccountRef | None,
+        sender_wallet: str | None,
+        recipient: SubaccountRef | None,
+        recipient_wallet: str | None,
+        quantums: int,
+        tx_hash: str,
+    ) -> None:
+        self._pending.append(
+            TransferCommitted(
+                event_id=event_id(self.height + 1, self._next_tx(), 0),
+                type=kind,
+                sender=sender,
+                sender_wallet=sender_wallet,
+                recipient=recipient,
+                recipient_wallet=recipient_wallet,
+                quantums=quantums,
+                tx_hash=tx_hash,
+                height=self.height + 1,
+                time=_UNSTAMPED,
+            )
+        )
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _require_market(self, clob_pair_id: int) -> MarketInfo:
+        market = self._markets.get(clob_pair_id)
+        if market is None:
+            raise clob_error(8, f"Clob {clob_pair_id} is not a valid clob")
+        return market
+
+    def _sub(self, ref: SubaccountRef) -> Subaccount:
+        sub = self._subaccounts.get(ref)
+        if sub is None:
+            self.ensure_account(ref.address)
+            sub = self._subaccounts[ref] = Subaccount(ref)
+        self._dirty[ref] = None
+        return sub
+
+    def _snapshot(self, order: OrderSnapshot) -> OrderSnapshot:
+        return dataclasses.replace(order, total_filled_quantums=self._filled.get(order.key, 0))
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _next_tx(self) -> int:
+        index = self._tx_index
+        self._tx_index += 1
+        return index
+
+    def _stamp(self, offchain: bool) -> tuple[int, dt.datetime]:
+        """Height and time of an order event: the latest block when off-chain, else the next block."""
+        if offchain and not self._producing:
+            return self.height, self.block_time
+        return self.height + 1, _UNSTAMPED
+
+    def _emit_order_event(self, event: ChainEvent, offchain: bool) -> None:
+        if offchain and not self._producing:
+            self._emit(event)
+        else:
+            self._pending.append(event)
+
+    def _emit_offchain(self, event: ChainEvent) -> None:
+        self._emit_order_event(event, True)
+
+    def _emit(self, event: ChainEvent) -> None:
+        for sink in self._sinks:
+            sink(event)
+
+    def _check_rate(self, kind: RateKind, address: str, limits: Sequence[BlockRateLimit]) -> None:
+        counts = self._rate_counts[(kind, address)]
+        next_height = self.height + 1
+        for rate in limits:
+            window = sum(n for h, n in counts.items() if h > next_height - rate.num_blocks)
+            if window + 1 > rate.limit:
+                raise clob_error(
+                    5001,
+                    f"Rate of {window + 1} exceeds configured block rate limit of "
+                    f"{{NumBlocks:{rate.num_blocks} Limit:{rate.limit}}} for {kind} and key {address}",
+                )
+
+    def _count_rate(self, kind: RateKind, address: str) -> None:
+        counts = self._rate_counts[(kind, address)]
+        next_height = self.height + 1
+        counts[next_height] = counts.get(next_height, 0) + 1
+        horizon = next_height - 200
+        for h in [h for h in counts if h <= horizon]:
+            del counts[h]
+
+    def _oracle_event(
+        self, clob_pair_id: int, market: MarketInfo, height: int, time: dt.datetime
+    ) -> OraclePriceUpdated:
+        return OraclePriceUpdated(
+            clob_pair_id=clob_pair_id,
+            market_id=market.market_id,
+            price=self._oracle.price(clob_pair_id),
+            price_exponent=market.price_exponent,
+            height=height,
+            time=time,
+        )
+
+    @property
+    def native_denom(self) -> str:
+        return NATIVE_DENOM
+
+    @property
+    def usdc_denom(self) -> str:
+        return USDC_DENOM
+
+    def random(self, salt: int) -> random.Random:
+        """A :class:`random.Random` derived from the engine seed (for agents that must be reproducible)."""
+        return random.Random(self.seed * 1_000_003 + salt)
