@@ -192,7 +192,11 @@ class OrderUpdated:
 
 @dataclass(frozen=True, slots=True)
 class OrderTriggered:
-    """A conditional order triggered and now rests on the book (status UNTRIGGERED -> OPEN)."""
+    """A conditional order triggered in block ``height`` (status UNTRIGGERED -> OPEN).
+
+    As on the chain, triggering is decided at the end of block ``height`` against that block's oracle
+    price; the order joins the book, and can match, from block ``height + 1``.
+    """
 
     key: OrderKey
     height: int
