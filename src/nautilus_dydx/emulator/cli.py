@@ -1,0 +1,65 @@
+"""``nautilus-dydx emulator``: run the local dYdX v4 emulator until Ctrl-C (SIGINT) or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+
+from nautilus_dydx.emulator.app import Emulator
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the emulator's options on ``parser``."""
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=3002, help="indexer REST + WS port (default 3002)")
+    parser.add_argument("--grpc-port", type=int, default=9090, help="validator gRPC port (reserved)")
+    parser.add_argument("--block-time", type=float, default=0.5, help="seconds per block (default 0.5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the oracle walk and synthetic traders")
+    parser.add_argument("--markets", default=None, help="comma-separated tickers, e.g. BTC-USD,ETH-USD")
+    parser.add_argument("--no-synthetic", action="store_true", help="do not run synthetic traders")
+    parser.add_argument("--no-rate-limit", action="store_true", help="disable the REST rate limit")
+    parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    markets = [t.strip() for t in args.markets.split(",") if t.strip()] if args.markets else None
+    emulator = Emulator(
+        host=args.host,
+        port=args.port,
+        grpc_port=args.grpc_port,
+        block_time=args.block_time,
+        seed=args.seed,
+        markets=markets,
+        synthetic=not args.no_synthetic,
+        rate_limit=None if args.no_rate_limit else (100, 10.0),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with emulator:
+        print(
+            f"dYdX v4 emulator ready: indexer {emulator.indexer_url} ws {emulator.ws_url} "
+            f"control {emulator.indexer_url}/emulator/state",
+            flush=True,
+        )
+        await stop.wait()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the emulator until SIGINT/SIGTERM; returns the exit code."""
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING))
+    try:
+        asyncio.run(_serve(args))
+    except KeyboardInterrupt:
+        pass
+    except (ValueError, OSError) as exc:
+        print(f"emulator: {exc}")
+        return 2
+    return 0

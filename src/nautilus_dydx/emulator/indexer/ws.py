@@ -1,0 +1,656 @@
+"""The emulated indexer WebSocket (socks) at ``/v4/ws``.
+
+Per connection: a ``message_id`` counter with the real server's rules, subscriptions with their
+per-channel limits, an outbox drained by a writer task (so a stall fault can hold it), protocol pings
+with a pong deadline, optional batching, and a log of every ``v4_orderbook`` message sent, from which
+the control API computes the checksum of a correct client's view after each message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+import zlib
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from aiohttp import WSMsgType, web
+
+from nautilus_dydx.emulator import events as ev
+from nautilus_dydx.emulator.indexer import fmt
+from nautilus_dydx.emulator.indexer.store import PARENT_MODULUS, IndexerStore
+
+if TYPE_CHECKING:
+    from nautilus_dydx.emulator.indexer.rest import RestApi
+
+__all__ = ["BookLog", "WsConnection", "WsHub", "book_checksum"]
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+VERSIONS = {
+    "v4_orderbook": "1.0.0",
+    "v4_subaccounts": "3.0.0",
+    "v4_parent_subaccounts": "3.0.0",
+    "v4_trades": "2.1.0",
+    "v4_markets": "1.0.0",
+    "v4_candles": "1.0.0",
+    "v4_block_height": "1.0.0",
+}
+LIMITS = {
+    "v4_markets": 32,
+    "v4_orderbook": 32,
+    "v4_trades": 32,
+    "v4_candles": 32,
+    "v4_subaccounts": 256,
+    "v4_parent_subaccounts": 256,
+    "v4_block_height": 1,
+}
+NO_ID = frozenset({"v4_markets", "v4_block_height"})
+MAX_BOOK_RECORDS = 200_000
+CLOSED_CONNECTIONS_KEPT = 64
+OUTBOX_LIMIT = 200_000
+RATE_LIMITED_REASON = '{"message":"Rate limited"}'
+RESTART_REASON = '{"message":"Service restarting"}'
+_ENC = msgspec.json.Encoder()
+
+
+def _canonical(value: Decimal) -> str:
+    return fmt.dec(value)
+
+
+def book_checksum(
+    bids: list[tuple[Decimal, Decimal]], asks: list[tuple[Decimal, Decimal]], depth: int
+) -> int:
+    """CRC-32 of ``BIDS|ASKS`` per docs/checksum.md; levels best first."""
+    b = ",".join(f"{_canonical(p)}:{_canonical(s)}" for p, s in bids[:depth])
+    a = ",".join(f"{_canonical(p)}:{_canonical(s)}" for p, s in asks[:depth])
+    return zlib.crc32(f"{b}|{a}".encode("ascii")) & 0xFFFFFFFF
+
+
+class _ClientBook:
+    """A correct client's book: levels with the message_id that last set them, uncrossed by recency."""
+
+    __slots__ = ("asks", "bids")
+
+    def __init__(self) -> None:
+        self.bids: dict[Decimal, tuple[Decimal, int]] = {}
+        self.asks: dict[Decimal, tuple[Decimal, int]] = {}
+
+    def copy(self) -> _ClientBook:
+        other = _ClientBook()
+        other.bids = dict(self.bids)
+        other.asks = dict(self.asks)
+        return other
+
+    def apply(self, kind: str, message_id: int, payload: Any) -> None:
+        if kind == "snapshot":
+            self.bids = {Decimal(lv["price"]): (Decimal(lv["size"]), message_id) for lv in payload["bids"]}
+            self.asks = {Decimal(lv["price"]): (Decimal(lv["size"]), message_id) for lv in payload["asks"]}
+            self.bids = {p: v for p, v in self.bids.items() if v[0] > 0}
+            self.asks = {p: v for p, v in self.asks.items() if v[0] > 0}
+        else:
+            for contents in payload:
+                for key, side in (("bids", self.bids), ("asks", self.asks)):
+                    for level in contents.get(key, ()):
+                        price, size = Decimal(level[0]), Decimal(level[1])
+                        if size == 0:
+                            side.pop(price, None)
+                        else:
+                            side[price] = (size, message_id)
+        self.uncross()
+
+    def uncross(self) -> None:
+        while self.bids and self.asks:
+            bid = max(self.bids)
+            ask = min(self.asks)
+            if bid < ask:
+                return
+            b_size, b_age = self.bids[bid]
+            a_size, a_age = self.asks[ask]
+            if b_age < a_age:
+                del self.bids[bid]
+            elif a_age < b_age:
+                del self.asks[ask]
+            elif b_size < a_size:
+                del self.bids[bid]
+                self.asks[ask] = (a_size - b_size, a_age)
+            elif a_size < b_size:
+                del self.asks[ask]
+                self.bids[bid] = (b_size - a_size, b_age)
+            else:
+                del self.bids[bid]
+                del self.asks[ask]
+
+    def checksum(self, depth: int) -> int:
+        bids = [(p, self.bids[p][0]) for p in sorted(self.bids, reverse=True)[:depth]]
+        asks = [(p, self.asks[p][0]) for p in sorted(self.asks)[:depth]]
+        return book_checksum(bids, asks, depth)
+
+
+class BookLog:
+    """Every ``v4_orderbook`` message sent for one ticker on one connection (bounded)."""
+
+    def __init__(self, limit: int = MAX_BOOK_RECORDS) -> None:
+        self.records: deque[tuple[int, str, Any]] = deque()
+        self.limit = limit
+        self.base = _ClientBook()
+
+    def add(self, message_id: int, kind: str, payload: Any) -> None:
+        self.records.append((message_id, kind, payload))
+        if len(self.records) > self.limit:
+            mid, k, p = self.records.popleft()
+            self.base.apply(k, mid, p)
+
+    def checksums(self, depth: int, after: int) -> list[Json]:
+        book = self.base.copy()
+        out: list[Json] = []
+        for message_id, kind, payload in list(self.records):
+            book.apply(kind, message_id, payload)
+            if message_id > after:
+                out.append({"message_id": message_id, "checksum": book.checksum(depth)})
+        return out
+
+
+@dataclass(slots=True, eq=False)
+class _Sub:
+    channel: str
+    id: str | None
+    batched: bool
+    pending: list[tuple[bytes, Json, int | None]] = field(default_factory=list)
+
+
+class WsConnection:
+    """One accepted socket."""
+
+    def __init__(self, hub: WsHub, ws: web.WebSocketResponse, request: web.Request) -> None:
+        self.hub = hub
+        self.ws = ws
+        self.request = request
+        self.id = str(uuid.uuid4())
+        self._cid = self.id.encode()
+        self.message_id = 0
+        self.subs: dict[tuple[str, str | None], _Sub] = {}
+        self.book_logs: dict[str, BookLog] = {}
+        self.outbox: deque[str] = deque()
+        self.wake = asyncio.Event()
+        self.pong = asyncio.Event()
+        self.stalled_until = 0.0
+        self.closing = False
+        self._invalid: deque[float] = deque()
+        self._attempts: dict[tuple[str, str | None], deque[float]] = {}
+        self.tasks: list[asyncio.Task[None]] = []
+
+    # --- output -------------------------------------------------------------------------------
+
+    def send(self, message: Json) -> None:
+        self.enqueue(_ENC.encode(message).decode())
+
+    def enqueue(self, text: str) -> None:
+        if self.closing:
+            return
+        if len(self.outbox) >= OUTBOX_LIMIT:
+            log.warning("ws %s: outbox full, dropping the connection", self.id)
+            self.hub.schedule_close(self, 4000, "Outbox overflow")
+            return
+        self.outbox.append(text)
+        self.wake.set()
+
+    def error(self, message: str, channel: str | None = None, sub_id: str | None = None) -> None:
+        body: Json = {
+            "type": "error",
+            "message": message,
+            "connection_id": self.id,
+            "message_id": self.message_id,
+        }
+        if channel is not None:
+            body["channel"] = channel
+        if sub_id is not None:
+            body["id"] = sub_id
+        self.send(body)
+
+    def send_data(self, sub: _Sub, batch: bool, body: bytes, raw: Any, child: int | None) -> None:
+        self.message_id += 1
+        mid = self.message_id
+        head = b'{"type":"channel_batch_data"' if batch else b'{"type":"channel_data"'
+        parts = [head, b',"connection_id":"', self._cid, b'","message_id":', str(mid).encode()]
+        if sub.id is not None and sub.channel != "v4_markets":
+            parts += [b',"id":', _ENC.encode(sub.id)]
+        parts += [
+            b',"channel":"',
+            sub.channel.encode(),
+            b'","version":"',
+            VERSIONS[sub.channel].encode(),
+            b'"',
+        ]
+        parts += [b',"contents":', body]
+        if child is not None:
+            parts += [b',"subaccountNumber":', str(child).encode()]
+        parts.append(b"}")
+        self.enqueue(b"".join(parts).decode())
+        if sub.channel == "v4_orderbook" and sub.id is not None:
+            self._book_log(sub.id).add(mid, "update", raw if batch else [raw])
+
+    def _book_log(self, ticker: str) -> BookLog:
+        book_log = self.book_logs.get(ticker)
+        if book_log is None:
+            book_log = self.book_logs[ticker] = BookLog()
+        return book_log
+
+    def deliver(self, sub: _Sub, body: bytes, raw: Json, child: int | None) -> None:
+        if sub.batched:
+            sub.pending.append((body, raw, child))
+        else:
+            self.send_data(sub, False, body, raw, child)
+
+    def flush(self, sub: _Sub) -> None:
+        if not sub.pending:
+            return
+        pending, sub.pending = sub.pending, []
+        # One message per child subaccount (parent channels), order kept within each.
+        groups: dict[int | None, list[tuple[bytes, Json]]] = {}
+        for body, raw, child in pending:
+            groups.setdefault(child, []).append((body, raw))
+        for child, items in groups.items():
+            body = b"[" + b",".join(b for b, _ in items) + b"]"
+            self.send_data(sub, True, body, [r for _, r in items], child)
+
+    # --- input --------------------------------------------------------------------------------
+
+    def _rate(self, times: deque[float], now: float) -> int:
+        times.append(now)
+        while times and now - times[0] > 1.0:
+            times.popleft()
+        return len(times)
+
+    def _invalid_message(self, text: str) -> None:
+        if self._rate(self._invalid, time.monotonic()) >= 3:
+            self.error("Too many invalid messages. Please reconnect and try again.")
+            self.hub.schedule_close(self, 1008, RATE_LIMITED_REASON)
+            return
+        self.error(text)
+
+    def handle(self, text: str) -> None:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            self._invalid_message("Invalid message: could not parse")
+            return
+        if not isinstance(data, dict) or "type" not in data:
+            self._invalid_message("Invalid message: type is required")
+            return
+        kind = data["type"]
+        if kind == "ping":
+            return
+        if kind not in ("subscribe", "unsubscribe"):
+            self._invalid_message(f"Invalid message type: {kind}")
+            return
+        channel = data.get("channel")
+        if channel is None:
+            self.error(f"Invalid {kind} message: channel is required")
+            return
+        if channel not in VERSIONS:
+            self.error(f"Invalid channel: {channel}")
+            return
+        sub_id: str | None
+        if channel == "v4_block_height":
+            sub_id = "v4_block_height"
+        elif channel == "v4_markets":
+            sub_id = None
+        else:
+            raw_id = data.get("id")
+            if raw_id is None:
+                self.error("Invalid id: undefined")
+                return
+            sub_id = str(raw_id)
+        if kind == "unsubscribe":
+            self._unsubscribe(channel, sub_id, data.get("id"))
+        else:
+            self._subscribe(channel, sub_id, bool(data.get("batched", False)))
+
+    def _subscribe(self, channel: str, sub_id: str | None, batched: bool) -> None:
+        key = (channel, sub_id)
+        label = f"{channel}-{sub_id if sub_id is not None else 'undefined'}"
+        if self._rate(self._attempts.setdefault(key, deque()), time.monotonic()) >= 3:
+            self.error(
+                f"Too many subscribe attempts for channel {label}. Please  reconnect and try again.",
+                channel,
+                sub_id,
+            )
+            self.hub.schedule_close(self, 1008, RATE_LIMITED_REASON)
+            return
+        if not self.hub.valid_id(channel, sub_id):
+            self.error(f"Invalid subscription id for channel: ({label})", channel, sub_id)
+            return
+        if key in self.subs:
+            self.error(f"Invalid subscribe message: already subscribed ({label})", channel, sub_id)
+            return
+        if sum(1 for c, _ in self.subs if c == channel) >= LIMITS[channel]:
+            self.error(
+                f"Per-connection subscription limit reached for {channel} (limit={LIMITS[channel]}).",
+                channel,
+                sub_id,
+            )
+            return
+        self.message_id += 1
+        snapshot = self.hub.snapshot(channel, sub_id)
+        sub = _Sub(channel, sub_id, batched)
+        self.subs[key] = sub
+        self.hub.index(self, sub)
+        body: Json = {
+            "type": "subscribed",
+            "connection_id": self.id,
+            "message_id": self.message_id,
+            "channel": channel,
+        }
+        if channel != "v4_markets":
+            body["id"] = sub_id
+        body["contents"] = snapshot
+        self.send(body)
+        if channel == "v4_orderbook" and sub_id is not None:
+            self._book_log(sub_id).add(self.message_id, "snapshot", snapshot)
+
+    def _unsubscribe(self, channel: str, sub_id: str | None, echo: Any) -> None:
+        sub = self.subs.pop((channel, sub_id), None)
+        if sub is not None:
+            self.hub.unindex(self, sub)
+        self.message_id += 1
+        body: Json = {
+            "type": "unsubscribed",
+            "connection_id": self.id,
+            "message_id": self.message_id,
+            "channel": channel,
+        }
+        if channel != "v4_markets" and echo is not None:
+            body["id"] = echo
+        elif channel == "v4_block_height":
+            body["id"] = sub_id
+        self.send(body)
+
+    def drop_subscription(self, channel: str, sub_id: str | None) -> bool:
+        sub = self.subs.pop((channel, sub_id), None)
+        if sub is None:
+            return False
+        self.hub.unindex(self, sub)
+        return True
+
+    # --- tasks --------------------------------------------------------------------------------
+
+    async def writer(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            while self.outbox:
+                delay = self.stalled_until - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                    continue
+                await self.ws.send_str(self.outbox.popleft())
+
+    async def pinger(self, interval: float, pong_wait: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            delay = self.stalled_until - loop.time()
+            while delay > 0:
+                await asyncio.sleep(delay)
+                delay = self.stalled_until - loop.time()
+            self.pong.clear()
+            await self.ws.ping()
+            try:
+                await asyncio.wait_for(self.pong.wait(), pong_wait)
+            except TimeoutError:
+                log.info("ws %s: no pong within %.1fs, closing 1011", self.id, pong_wait)
+                self.hub.schedule_close(self, 1011, "Heartbeat timeout")
+                return
+
+
+class WsHub:
+    """All connections, the (channel, id) -> subscribers index, batching and fault hooks."""
+
+    def __init__(
+        self,
+        store: IndexerStore,
+        rest: RestApi,
+        *,
+        ping_interval: float = 30.0,
+        pong_timeout: float = 10.0,
+        batch_interval: float = 0.25,
+    ) -> None:
+        self.store = store
+        self.rest = rest
+        self.ping_interval = ping_interval
+        self.pong_timeout = pong_timeout
+        self.batch_interval = batch_interval
+        self.connections: dict[str, WsConnection] = {}
+        self.closed_logs: OrderedDict[str, dict[str, BookLog]] = OrderedDict()
+        self._index: dict[tuple[str, str | None], dict[WsConnection, _Sub]] = {}
+        self._batched: set[tuple[WsConnection, _Sub]] = set()
+        self._flusher: asyncio.Task[None] | None = None
+        self._closers: set[asyncio.Task[None]] = set()
+        self.messages_sent = 0
+        store.set_listener(self.publish, self.wants)
+
+    # --- index --------------------------------------------------------------------------------
+
+    def wants(self, channel: str, sub_id: str | None) -> bool:
+        return bool(self._index.get((channel, sub_id)))
+
+    def index(self, conn: WsConnection, sub: _Sub) -> None:
+        self._index.setdefault((sub.channel, sub.id), {})[conn] = sub
+        if sub.batched:
+            self._batched.add((conn, sub))
+
+    def unindex(self, conn: WsConnection, sub: _Sub) -> None:
+        subs = self._index.get((sub.channel, sub.id))
+        if subs is not None:
+            subs.pop(conn, None)
+            if not subs:
+                del self._index[(sub.channel, sub.id)]
+        self._batched.discard((conn, sub))
+        sub.pending.clear()
+
+    def publish(self, channel: str, sub_id: str | None, contents: Json, child: int | None) -> None:
+        subs = self._index.get((channel, sub_id))
+        if not subs:
+            return
+        body = _ENC.encode(contents)
+        for conn, sub in list(subs.items()):
+            conn.deliver(sub, body, contents, child)
+
+    # --- validation and snapshots ---------------------------------------------------------------
+
+    def valid_id(self, channel: str, sub_id: str | None) -> bool:
+        if channel in NO_ID:
+            return True
+        assert sub_id is not None
+        if channel in ("v4_orderbook", "v4_trades"):
+            return sub_id in self.store.by_ticker
+        if channel == "v4_candles":
+            ticker, _, res = sub_id.rpartition("/")
+            return ticker in self.store.by_ticker and res in fmt.RESOLUTIONS
+        address, sep, number = sub_id.rpartition("/")
+        if not sep or not address or not number.isdigit():
+            return False
+        limit = 128000 if channel == "v4_subaccounts" else PARENT_MODULUS
+        return int(number) < limit
+
+    def snapshot(self, channel: str, sub_id: str | None) -> Json:
+        store = self.store
+        if channel == "v4_markets":
+            return store.render_markets()
+        if channel == "v4_block_height":
+            return {"height": str(store.height), "time": fmt.iso(store.time) if store.time else None}
+        assert sub_id is not None
+        if channel == "v4_orderbook":
+            bids, asks = store.book_levels(store.by_ticker[sub_id].clob_pair_id)
+            return {
+                "bids": [{"price": fmt.dec(p), "size": fmt.dec(s)} for p, s in bids],
+                "asks": [{"price": fmt.dec(p), "size": fmt.dec(s)} for p, s in asks],
+            }
+        if channel == "v4_trades":
+            return self.rest.trades_body(store.by_ticker[sub_id])
+        if channel == "v4_candles":
+            ticker, _, res = sub_id.rpartition("/")
+            return self.rest.candles_body(store.by_ticker[ticker], res)
+        address, _, number_text = sub_id.rpartition("/")
+        number = int(number_text)
+        if channel == "v4_subaccounts":
+            ref = ev.SubaccountRef(address, number)
+            sub = store.subaccounts.get(ref)
+            if sub is None:
+                return {}
+            return {
+                "subaccount": store.render_subaccount(sub),
+                "orders": store.snapshot_orders([ref]),
+                "blockHeight": str(store.height),
+            }
+        parent = self.rest.parent_body(address, number)
+        if parent is None:
+            return {}
+        refs = [c.ref for c in store.children(address, number)]
+        return {"subaccount": parent, "orders": store.snapshot_orders(refs), "blockHeight": str(store.height)}
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.batch_interval)
+            for conn, sub in list(self._batched):
+                conn.flush(sub)
+
+    async def handler(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(autoping=False, max_msg_size=1 << 20)
+        await ws.prepare(request)
+        conn = WsConnection(self, ws, request)
+        self.connections[conn.id] = conn
+        loop = asyncio.get_running_loop()
+        conn.tasks = [loop.create_task(conn.writer())]
+        if self.ping_interval > 0:
+            conn.tasks.append(loop.create_task(conn.pinger(self.ping_interval, self.pong_timeout)))
+        conn.send({"type": "connected", "connection_id": conn.id, "message_id": 0})
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    conn.handle(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    conn.handle(msg.data.decode("utf-8", "replace"))
+                elif msg.type == WSMsgType.PING:
+                    await ws.pong(msg.data)
+                elif msg.type == WSMsgType.PONG:
+                    conn.pong.set()
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._forget(conn)
+        return ws
+
+    def _forget(self, conn: WsConnection) -> None:
+        if self.connections.pop(conn.id, None) is None:
+            return
+        conn.closing = True
+        for sub in list(conn.subs.values()):
+            self.unindex(conn, sub)
+        conn.subs.clear()
+        current = asyncio.current_task()
+        for task in conn.tasks:
+            if task is not current:
+                task.cancel()
+        if conn.book_logs:
+            self.closed_logs[conn.id] = conn.book_logs
+            while len(self.closed_logs) > CLOSED_CONNECTIONS_KEPT:
+                self.closed_logs.popitem(last=False)
+
+    def schedule_close(self, conn: WsConnection, code: int, reason: str) -> None:
+        task = asyncio.get_running_loop().create_task(self.close(conn, code, reason))
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
+
+    async def close(self, conn: WsConnection, code: int, reason: str) -> None:
+        """Send what is queued, then a close frame with ``code`` and ``reason``."""
+        if conn.closing:
+            return
+        conn.closing = True
+        try:
+            while conn.outbox and not conn.ws.closed:
+                await conn.ws.send_str(conn.outbox.popleft())
+            await asyncio.wait_for(conn.ws.close(code=code, message=reason.encode()), 2.0)
+        except (ConnectionError, TimeoutError, RuntimeError):
+            pass
+        finally:
+            self._forget(conn)
+
+    def drop(self, conn: WsConnection) -> None:
+        """Abrupt loss: the TCP connection goes away with no close frame."""
+        transport = conn.request.transport
+        conn.closing = True
+        if transport is not None:
+            transport.abort()
+        self._forget(conn)
+
+    async def shutdown(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        await asyncio.gather(
+            *(self.close(c, 1012, RESTART_REASON) for c in list(self.connections.values())),
+            return_exceptions=True,
+        )
+        for task in list(self._closers):
+            task.cancel()
+
+    # --- faults ---------------------------------------------------------------------------------
+
+    def targets(self, connection_id: str | None) -> list[WsConnection]:
+        if connection_id is None:
+            return list(self.connections.values())
+        conn = self.connections.get(connection_id)
+        return [conn] if conn is not None else []
+
+    def internal_error(self, conn: WsConnection, channel: str, sub_id: str | None) -> None:
+        conn.drop_subscription(channel, sub_id)
+        conn.error(f"Internal error, could not fetch data for subscription: {channel}.", channel, sub_id)
+
+    def inject_crossed(self, conn: WsConnection, ticker: str) -> bool:
+        """Send a stale bid above the best ask, then refresh the crossed asks so recency drops it."""
+        sub = conn.subs.get(("v4_orderbook", ticker))
+        market = self.store.by_ticker.get(ticker)
+        if sub is None or market is None:
+            return False
+        bids, asks = self.store.book_levels(market.clob_pair_id)
+        if not asks:
+            return False
+        conn.flush(sub)
+        tick = self.store.price(market, market.subticks_per_tick)
+        step = self.store.size(market, market.step_base_quantums)
+        stale_price = asks[0][0] + tick
+        current = {p: s for p, s in bids}
+        if stale_price in current:
+            return False
+        stale: Json = {"bids": [[fmt.dec(stale_price), fmt.dec(step)]]}
+        conn.send_data(sub, False, _ENC.encode(stale), stale, None)
+        refresh: Json = {"asks": [[fmt.dec(p), fmt.dec(s)] for p, s in asks if p <= stale_price]}
+        conn.send_data(sub, False, _ENC.encode(refresh), refresh, None)
+        return True
+
+    def checksums(self, connection_id: str, ticker: str, depth: int, after: int) -> list[Json] | None:
+        conn = self.connections.get(connection_id)
+        logs = conn.book_logs if conn is not None else self.closed_logs.get(connection_id)
+        if logs is None:
+            return None
+        book_log = logs.get(ticker)
+        return book_log.checksums(depth, after) if book_log is not None else []
