@@ -35,6 +35,7 @@ import msgspec
 
 __all__ = [
     "DEFAULT_OUT_DIR",
+    "DEFAULT_SEED",
     "ExpectedBook",
     "GeneratedStream",
     "StreamSpec",
@@ -49,6 +50,7 @@ __all__ = [
 DEFAULT_OUT_DIR = Path(__file__).resolve().parent / "out"
 
 _PPM = 1_000_000
+DEFAULT_SEED = 20240724
 # Wall-clock origin of the synthetic trade timestamps: fixed so that the stream is reproducible.
 _EPOCH_MS = 1_721_848_355_705  # 2024-07-24T19:12:35.705Z
 
@@ -76,7 +78,7 @@ class StreamSpec:
     """
 
     updates: int = 200_000
-    seed: int = 20240724
+    seed: int = DEFAULT_SEED
     ticker: str = "BTC-USD"
     tick_size: str = "1"
     step_size: str = "0.0001"

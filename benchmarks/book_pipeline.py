@@ -1,0 +1,633 @@
+"""Acceptance benchmark of the order-book pipeline: frames/s of decode -> book -> quote.
+
+One run times three paths over the same generated stream (``benchmarks.streamgen``) and reports
+their ratios, all measured in that run:
+
+``floor``
+    A bare ``msgspec.json.Decoder(<minimal Struct>).decode`` of every frame: the cost of looking at
+    each frame at all. No pipeline can beat it.
+``ours``
+    :func:`run_ours`: nautilus-dydx's pipeline (today ``schemas.stream.decode_stream_message`` and
+    ``core.book.OrderBook``; the DataClient's ``BookEvent`` feed will replace it).
+``nt-adapter`` / ``nt-core``
+    NautilusTrader 1.221.0's pure-Python dYdX adapter, run by ``nautilus_baseline.py`` in its own
+    virtualenv on the same cached bytes (see that module and ``docs/benchmarks.md``).
+
+Targets: ours at least 4x NautilusTrader's path, and at most 3x slower than the floor.
+
+Usage::
+
+    python -m benchmarks book_pipeline [--frames 200000] [--repeat 5] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import subprocess
+import sys
+import venv
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from benchmarks._util import (
+    MemoryUsage,
+    Timing,
+    environment,
+    format_bytes,
+    format_rate,
+    markdown_table,
+    measure_memory,
+    time_repeated,
+    write_json,
+)
+from benchmarks.streamgen import (
+    DEFAULT_OUT_DIR,
+    DEFAULT_SEED,
+    ExpectedBook,
+    GeneratedStream,
+    StreamSpec,
+    load_or_generate,
+)
+
+__all__ = [
+    "DESCRIPTION",
+    "NAUTILUS_VERSION",
+    "BenchmarkSetupError",
+    "OursUnavailable",
+    "PathResult",
+    "ensure_nautilus_venv",
+    "main",
+    "run_floor",
+    "run_nautilus",
+    "run_ours",
+]
+
+log = logging.getLogger("benchmarks.book_pipeline")
+
+DESCRIPTION = "order-book pipeline frames/s: bare decode floor vs ours vs NautilusTrader 1.221.0"
+NAUTILUS_VERSION = "1.221.0"
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_NAUTILUS_VENV = ROOT / ".bench-venvs" / "nautilus"
+BASELINE_SCRIPT = Path(__file__).resolve().parent / "nautilus_baseline.py"
+
+TARGET_VS_NAUTILUS = 4
+TARGET_VS_FLOOR = 3
+
+
+class BenchmarkSetupError(Exception):
+    """Something the benchmark needs could not be prepared (a virtualenv, a subprocess)."""
+
+
+class OursUnavailable(Exception):
+    """Our pipeline's modules are not importable yet or lack what :func:`run_ours` uses."""
+
+
+# -- (a) the floor --------------------------------------------------------------------------------
+
+
+class _FloorFrame(msgspec.Struct, gc=False):
+    """The least a consumer must read to route a frame; ``contents`` is skipped, not built."""
+
+    type: str
+    message_id: int
+    channel: str | None = None
+    id: str | None = None
+
+
+_FLOOR_DECODER = msgspec.json.Decoder(_FloorFrame)
+
+
+def run_floor(frames: Sequence[bytes]) -> dict[str, Any]:
+    """Decode every frame into a minimal Struct and nothing else.
+
+    Args:
+        frames: The stream.
+
+    Returns:
+        ``{"last_message_id": ...}`` (so the work cannot be skipped).
+    """
+    decode = _FLOOR_DECODER.decode
+    last = None
+    for raw in frames:
+        last = decode(raw)
+    return {"last_message_id": None if last is None else last.message_id}
+
+
+# -- (c) ours -------------------------------------------------------------------------------------
+
+
+def run_ours(frames: Sequence[bytes], tick_size: str = "1", step_size: str = "0.0001") -> dict[str, Any]:
+    """Our order-book pipeline over a stream: decode, apply to the book, uncross, derive the quote.
+
+    This is the one function to swap when the DataClient's ``BookEvent`` feed lands: keep the
+    signature and the summary keys (``quotes``, ``final``).
+
+    Args:
+        frames: The stream (one market).
+        tick_size: The market's tick size.
+        step_size: The market's step size.
+
+    Returns:
+        ``{"pipeline", "book_frames", "quotes", "trades", "final"}`` where ``quotes`` counts top-of-book
+        changes and ``final`` is the last top of book as normalized decimal strings.
+
+    Raises:
+        OursUnavailable: ``nautilus_dydx.schemas.stream`` or ``nautilus_dydx.core.book`` is missing
+            or lacks what is used here.
+    """
+    try:
+        from nautilus_dydx.core.book import OrderBook, Side
+        from nautilus_dydx.schemas.stream import (
+            OrderbookBatch,
+            OrderbookSubscribed,
+            OrderbookUpdate,
+            TradesUpdate,
+            decode_stream_message,
+        )
+    except ImportError as exc:
+        raise OursUnavailable(f"{exc}") from exc
+
+    book = OrderBook(tick_size, step_size)
+    apply_levels = book.apply_levels
+    uncross = book.uncross
+    best_bid = book.best_bid
+    best_ask = book.best_ask
+    bid, ask = Side.BID, Side.ASK
+    last_top: tuple[object, object] | None = None
+    quotes = book_frames = trades = 0
+    for raw in frames:
+        # Dispatch is on the exact type (cheaper than isinstance chains); Any spares casts per branch.
+        msg: Any = decode_stream_message(raw)
+        kind = type(msg)
+        if kind is OrderbookUpdate:
+            contents = msg.contents
+            offset = msg.message_id
+            if contents.bids:
+                apply_levels(bid, contents.bids, offset)
+            if contents.asks:
+                apply_levels(ask, contents.asks, offset)
+            uncross()
+        elif kind is OrderbookBatch:
+            offset = msg.message_id
+            for contents in msg.contents:
+                if contents.bids:
+                    apply_levels(bid, contents.bids, offset)
+                if contents.asks:
+                    apply_levels(ask, contents.asks, offset)
+            uncross()
+        elif kind is OrderbookSubscribed:
+            snapshot = msg.contents
+            book.apply_snapshot(snapshot.bids, snapshot.asks, offset=msg.message_id)
+        elif kind is TradesUpdate:
+            trades += len(msg.contents.trades)
+            continue
+        else:
+            continue
+        book_frames += 1
+        top = (best_bid(), best_ask())
+        if top != last_top:
+            last_top = top
+            quotes += 1
+    bb, ba = book.best_bid(), book.best_ask()
+    final = {
+        "best_bid": None if bb is None else _norm(book.format_price(bb[0])),
+        "best_bid_size": None if bb is None else _norm(book.format_size(bb[1])),
+        "best_ask": None if ba is None else _norm(book.format_price(ba[0])),
+        "best_ask_size": None if ba is None else _norm(book.format_size(ba[1])),
+        "bid_levels": book.bid_count,
+        "ask_levels": book.ask_count,
+    }
+    return {
+        "pipeline": "schemas.stream.decode_stream_message + core.book.OrderBook",
+        "book_frames": book_frames,
+        "quotes": quotes,
+        "trades": trades,
+        "final": final,
+    }
+
+
+def _norm(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return format(Decimal(value).normalize(), "f")
+    except InvalidOperation:
+        return value
+
+
+# -- (b) NautilusTrader ---------------------------------------------------------------------------
+
+
+def _venv_python(venv_dir: Path) -> Path:
+    return venv_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _nautilus_version(python: Path) -> str | None:
+    """The NautilusTrader version importable (with its dYdX adapter) by ``python``, if any."""
+    probe = "import nautilus_trader, nautilus_trader.adapters.dydx.data; print(nautilus_trader.__version__)"
+    try:
+        out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def ensure_nautilus_venv(venv_dir: Path = DEFAULT_NAUTILUS_VENV, version: str = NAUTILUS_VERSION) -> Path:
+    """Return the python of a virtualenv with ``nautilus_trader[dydx]==version``, creating it if needed.
+
+    The virtualenv is reused when it already imports that version with its dYdX adapter.
+
+    Args:
+        venv_dir: Where the virtualenv lives (``.bench-venvs/nautilus``, gitignored).
+        version: The exact NautilusTrader version.
+
+    Returns:
+        The path of the virtualenv's python.
+
+    Raises:
+        BenchmarkSetupError: the virtualenv cannot be created or pip cannot install NautilusTrader.
+    """
+    python = _venv_python(venv_dir)
+    if python.exists() and _nautilus_version(python) == version:
+        return python
+    log.info("creating %s with nautilus_trader[dydx]==%s (one-off, takes a minute)", venv_dir, version)
+    try:
+        venv.EnvBuilder(with_pip=True, clear=python.exists()).create(venv_dir)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise BenchmarkSetupError(f"cannot create the virtualenv {venv_dir}: {exc}") from exc
+    # The dydx extra brings grpcio, v4-proto, bech32... which the adapter imports at module load.
+    cmd = [
+        str(python),
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        f"nautilus_trader[dydx]=={version}",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        raise BenchmarkSetupError(
+            f"pip could not install nautilus_trader[dydx]=={version} into {venv_dir} "
+            f"(a wheel for Python {sys.version_info.major}.{sys.version_info.minor} on this platform is "
+            f"needed; pass --nautilus-python to use another interpreter's venv, or --skip-nautilus):\n{tail}"
+        )
+    found = _nautilus_version(python)
+    if found != version:
+        raise BenchmarkSetupError(
+            f"{venv_dir} imports nautilus_trader {found!r} after install, not {version}"
+        )
+    return python
+
+
+def run_nautilus(
+    python: Path,
+    frames_file: Path,
+    repeat: int,
+    memory: bool,
+    paths: Sequence[str] = ("adapter", "core"),
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Run ``nautilus_baseline.py`` in NautilusTrader's venv and return its JSON report.
+
+    Args:
+        python: The venv's python (see :func:`ensure_nautilus_venv`).
+        frames_file: The cached stream; the subprocess reads the same bytes.
+        repeat: Timed runs per path.
+        memory: Also measure memory.
+        paths: Which NautilusTrader paths to time.
+        timeout: Seconds before the subprocess is killed (``None``: no limit).
+
+    Returns:
+        The decoded report (see ``docs/benchmarks.md``).
+
+    Raises:
+        BenchmarkSetupError: the subprocess failed or printed no report.
+    """
+    cmd = [
+        str(python),
+        str(BASELINE_SCRIPT),
+        "--frames-file",
+        str(frames_file),
+        "--repeat",
+        str(repeat),
+        "--paths",
+        *paths,
+    ]
+    if not memory:
+        cmd.append("--no-memory")
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired as exc:
+        raise BenchmarkSetupError(f"nautilus_baseline.py timed out after {timeout} s") from exc
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-20:])
+        raise BenchmarkSetupError(f"nautilus_baseline.py exited with {proc.returncode}:\n{tail}")
+    try:
+        report: dict[str, Any] = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise BenchmarkSetupError(
+            f"nautilus_baseline.py printed no JSON report: {proc.stdout[:300]!r}"
+        ) from exc
+    return report
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+@dataclass
+class PathResult:
+    """One path's outcome in one run.
+
+    Attributes:
+        name: ``floor``, ``ours``, ``nt-adapter`` or ``nt-core``.
+        status: ``ok``, ``unavailable`` or ``failed``.
+        reason: Why it is not ``ok``.
+        timing: Its timings, when it ran.
+        memory: Its memory use, when measured.
+        summary: What the path reported (quotes, final top of book...).
+        book_check: ``match``/``MISMATCH: ...`` against the generator's final book, or ``n/a``.
+    """
+
+    name: str
+    status: str = "ok"
+    reason: str = ""
+    timing: Timing | None = None
+    memory: MemoryUsage | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    book_check: str = "n/a"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "name": self.name,
+            "status": self.status,
+            "reason": self.reason,
+            "timing": None if self.timing is None else self.timing.to_dict(),
+            "memory": None if self.memory is None else self.memory.to_dict(),
+            "summary": self.summary,
+            "book_check": self.book_check,
+        }
+
+
+def check_book(final: dict[str, Any] | None, expected: ExpectedBook) -> str:
+    """Compare a path's final top of book with the one the generator implies.
+
+    Returns:
+        ``"match"`` or ``"MISMATCH: <field> <got> != <expected>"``; ``"n/a"`` for a crossed stream
+        (each pipeline uncrosses by its own rules, so no single expected book exists).
+    """
+    if final is None:
+        return "n/a"
+    if expected.crossed:
+        return "n/a (crossed stream)"
+    want = asdict(expected)
+    for key in ("best_bid", "best_bid_size", "best_ask", "best_ask_size", "bid_levels", "ask_levels"):
+        got = final.get(key)
+        exp = want[key]
+        if isinstance(exp, str):
+            exp = _norm(exp)
+        if got != exp:
+            return f"MISMATCH: {key} {got!r} != {exp!r}"
+    return "match"
+
+
+def _in_process(
+    name: str,
+    fn: Callable[[Sequence[bytes]], dict[str, Any]],
+    frames: Sequence[bytes],
+    repeat: int,
+    memory: bool,
+    expected: ExpectedBook | None,
+) -> PathResult:
+    def make_run() -> Callable[[], dict[str, Any]]:
+        return lambda: fn(frames)
+
+    try:
+        timing, summary = time_repeated(make_run, frames=len(frames), repeat=repeat)
+    except OursUnavailable as exc:
+        return PathResult(name, status="unavailable", reason=str(exc))
+    result = PathResult(name, timing=timing, summary=summary)
+    if memory:
+        result.memory = measure_memory(make_run)
+    if expected is not None:
+        result.book_check = check_book(summary.get("final"), expected)
+    return result
+
+
+def _nautilus_results(report: dict[str, Any], expected: ExpectedBook) -> list[PathResult]:
+    results = []
+    for path, entry in report["paths"].items():
+        res = PathResult(
+            f"nt-{path}",
+            timing=Timing.from_dict(entry["timing"]),
+            summary=entry["summary"],
+        )
+        if entry.get("memory"):
+            res.memory = MemoryUsage(**entry["memory"])
+        res.book_check = check_book(entry["summary"].get("final"), expected)
+        results.append(res)
+    return results
+
+
+def _ratio(numerator: int, denominator: int) -> str:
+    """``numerator / denominator`` to two decimals, integer arithmetic only."""
+    if denominator <= 0:
+        return "-"
+    hundredths = (numerator * 100 + denominator // 2) // denominator
+    return f"{hundredths // 100}.{hundredths % 100:02d}"
+
+
+def render_report(results: Sequence[PathResult], stream: GeneratedStream) -> str:
+    """The Markdown report: one row per path, ratios computed from the best runs of this run."""
+    by_name = {r.name: r for r in results if r.timing is not None}
+    floor = by_name.get("floor")
+    nt_paths = [r for r in results if r.name.startswith("nt-") and r.timing is not None]
+    headers = ["path", "frames/s (best)", "frames/s (median)", "x slower than floor"]
+    headers += [f"x faster than {r.name}" for r in nt_paths]
+    headers += ["traced peak", "RSS delta", "final book"]
+    rows = []
+    for r in results:
+        if r.timing is None:
+            rows.append([r.name, f"not available: {r.reason}"] + [""] * (len(headers) - 2))
+            continue
+        fps = r.timing.best_fps
+        row = [r.name, format_rate(fps), format_rate(r.timing.median_fps)]
+        row.append(_ratio(floor.timing.best_fps, fps) if floor and floor.timing else "-")
+        row += [_ratio(fps, nt.timing.best_fps) for nt in nt_paths if nt.timing is not None]
+        row.append(format_bytes(r.memory.tracemalloc_peak) if r.memory else "-")
+        row.append(format_bytes(r.memory.rss_delta) if r.memory else "-")
+        row.append(r.book_check)
+        rows.append(row)
+    counts = stream.counts
+    lines = [
+        f"## Order-book pipeline, {len(stream.frames):,} frames",
+        "",
+        f"Stream: {counts['book_update']:,} updates, {counts['book_batch']:,} batches, "
+        f"{counts['trades']:,} trade frames, {counts['level_changes']:,} level changes "
+        f"({counts['level_deletes']:,} deletes); sha256 {stream.sha256[:16]}.",
+        "",
+        markdown_table(headers, rows),
+        "",
+    ]
+    ours = by_name.get("ours")
+    if ours is not None and ours.timing is not None:
+        verdicts = []
+        if floor is not None and floor.timing is not None:
+            ok = ours.timing.best_fps * TARGET_VS_FLOOR >= floor.timing.best_fps
+            verdicts.append(f"within {TARGET_VS_FLOOR}x of the floor: {'PASS' if ok else 'FAIL'}")
+        for nt in nt_paths:
+            if nt.timing is not None:
+                ok = ours.timing.best_fps >= TARGET_VS_NAUTILUS * nt.timing.best_fps
+                verdicts.append(f">= {TARGET_VS_NAUTILUS}x {nt.name}: {'PASS' if ok else 'FAIL'}")
+        lines.append("Targets: " + "; ".join(verdicts) + ".")
+    return "\n".join(lines)
+
+
+def _ppm(text: str) -> int:
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("a fraction must be within [0, 1]")
+    return int(value * 1_000_000)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The benchmark's options."""
+    parser.add_argument("--frames", type=int, default=200_000, help="update frames after the snapshot")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per path (best and median kept)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--batch-fraction", type=_ppm, default=0, metavar="F", help="share of batch frames")
+    parser.add_argument(
+        "--trades-fraction", type=_ppm, default=0, metavar="F", help="share of v4_trades frames"
+    )
+    parser.add_argument("--skip-nautilus", action="store_true", help="do not run NautilusTrader's path")
+    parser.add_argument("--nautilus-venv", type=Path, default=DEFAULT_NAUTILUS_VENV)
+    parser.add_argument("--nautilus-python", type=Path, help="an existing python with nautilus_trader[dydx]")
+    parser.add_argument("--no-memory", action="store_true", help="skip the (slow) memory measurement runs")
+    parser.add_argument("--profile", action="store_true", help="write flame graphs of our pipeline")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT_DIR, help="results and stream cache")
+
+
+def profile_ours(frames: Sequence[bytes], spec: StreamSpec, out_dir: Path, stamp: str) -> list[Path]:
+    """Profile one run of :func:`run_ours` with pyinstrument; write HTML and speedscope JSON.
+
+    Returns:
+        The files written.
+
+    Raises:
+        BenchmarkSetupError: pyinstrument is not installed.
+    """
+    try:
+        from pyinstrument import Profiler
+        from pyinstrument.renderers import HTMLRenderer, SpeedscopeRenderer
+    except ImportError as exc:
+        raise BenchmarkSetupError("--profile needs pyinstrument: pip install 'pyinstrument>=4.6'") from exc
+    # A 1 ms interval keeps the sampling overhead small on a multi-second run.
+    profiler = Profiler(interval=0.001)
+    profiler.start()
+    run_ours(frames, spec.tick_size, spec.step_size)
+    profiler.stop()
+    session = profiler.last_session
+    if session is None:
+        raise BenchmarkSetupError("pyinstrument recorded no session")
+    html = out_dir / f"book_pipeline-ours-{stamp}.html"
+    speedscope = out_dir / f"book_pipeline-ours-{stamp}.speedscope.json"
+    html.write_text(HTMLRenderer().render(session))
+    speedscope.write_text(SpeedscopeRenderer().render(session))
+    return [html, speedscope]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark with parsed options; prints the Markdown report, writes the JSON results."""
+    out_dir: Path = args.out
+    spec = StreamSpec(
+        updates=args.frames,
+        seed=args.seed,
+        batch_ppm=args.batch_fraction,
+        trades_ppm=args.trades_fraction,
+    )
+    stream = load_or_generate(spec, out_dir)
+    frames = stream.frames
+    memory = not args.no_memory
+    results = [
+        _in_process("floor", run_floor, frames, args.repeat, memory, None),
+        _in_process(
+            "ours",
+            lambda fr: run_ours(fr, spec.tick_size, spec.step_size),
+            frames,
+            args.repeat,
+            memory,
+            stream.expected,
+        ),
+    ]
+    nautilus_report: dict[str, Any] | None = None
+    if args.skip_nautilus:
+        results.append(PathResult("nt", status="unavailable", reason="skipped (--skip-nautilus)"))
+    else:
+        try:
+            python = args.nautilus_python or ensure_nautilus_venv(args.nautilus_venv)
+            assert stream.path is not None
+            nautilus_report = run_nautilus(python, stream.path, args.repeat, memory)
+            if nautilus_report.get("sha256") != stream.sha256:
+                raise BenchmarkSetupError("NautilusTrader's subprocess read different frames")
+            results.extend(_nautilus_results(nautilus_report, stream.expected))
+        except BenchmarkSetupError as exc:
+            log.error("%s", exc)
+            results.append(PathResult("nt", status="failed", reason=str(exc).splitlines()[0]))
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    report = render_report(results, stream)
+    print(report)
+    payload = {
+        "benchmark": "book_pipeline",
+        "created": stamp,
+        "stream": {
+            "spec": asdict(spec),
+            "frames": len(frames),
+            "counts": stream.counts,
+            "sha256": stream.sha256,
+            "expected": asdict(stream.expected),
+            "file": str(stream.path),
+        },
+        "repeat": args.repeat,
+        "environment": environment(),
+        "nautilus_environment": None if nautilus_report is None else nautilus_report.get("environment"),
+        "nautilus_trader": None if nautilus_report is None else nautilus_report.get("nautilus_trader"),
+        "results": [r.to_dict() for r in results],
+        "report_markdown": report,
+    }
+    for name in (f"book_pipeline-{stamp}.json", "book_pipeline-latest.json"):
+        write_json(out_dir / name, payload)
+    print(f"\nresults: {out_dir / f'book_pipeline-{stamp}.json'}")
+    if args.profile:
+        try:
+            for path in profile_ours(frames, spec, out_dir, stamp):
+                print(f"profile: {path}")
+        except (BenchmarkSetupError, OursUnavailable) as exc:
+            print(f"profile: not written: {exc}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (``python -m benchmarks book_pipeline`` or ``python -m benchmarks.book_pipeline``)."""
+    parser = argparse.ArgumentParser(prog="benchmarks book_pipeline", description=DESCRIPTION)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
