@@ -1,0 +1,282 @@
+"""Rate limits: window arithmetic (sans-I/O) and the async limiter driven by a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nautilus_dydx.core.errors import ConfigError
+from nautilus_dydx.core.ratelimit import SlidingWindowLimit, TokenBucket
+from nautilus_dydx.transport.ratelimit import AsyncRateLimiter, RateLimiterRegistry
+
+
+class FakeTime:
+    """A clock that only moves when someone sleeps on it."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        assert seconds > 0, "the limiter must never sleep for nothing"
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+def _max_in_any_window(grants: Iterable[tuple[float, int]], period: float) -> int:
+    """The most grants inside any half-open window [s, s + period); windows starting at a grant suffice."""
+    events = sorted(grants)
+    best = 0
+    for start, _ in events:
+        best = max(best, sum(cost for t, cost in events if start <= t < start + period))
+    return best
+
+
+# --------------------------------------------------------------------------------------------------
+# SlidingWindowLimit
+
+
+def test_sliding_window_basic() -> None:
+    w = SlidingWindowLimit(3, 10.0)
+    assert [w.try_take(0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert w.try_take(4.0) == 6.0  # the first grant stops counting at 10.0
+    assert w.in_window(4.0) == 3
+    assert w.try_take(10.0) == 0.0
+    assert w.try_take(10.0, cost=2) == 0.0  # the two grants of t=0 expired at 10.0
+    assert w.try_take(10.0) == 10.0
+    assert w.in_window(19.999) == 3
+    assert w.in_window(20.0) == 0
+
+
+def test_sliding_window_cost_and_validation() -> None:
+    w = SlidingWindowLimit(5, 1.0)
+    assert w.try_take(0.0, 4) == 0.0
+    assert w.try_take(0.5, 3) == 0.5  # two of the four must expire: they all expire at 1.0
+    with pytest.raises(ConfigError, match="cost must be an int in"):
+        w.try_take(0.0, 6)
+    with pytest.raises(ConfigError, match="cost must be an int in"):
+        w.try_take(0.0, 0)
+    for limit, period in ((0, 1.0), (1, 0.0), (1, float("inf")), (True, 1.0), (1.5, 1.0)):
+        with pytest.raises(ConfigError):
+            SlidingWindowLimit(limit, period)  # type: ignore[arg-type]
+
+
+def test_sliding_window_drain_blocks_then_releases() -> None:
+    w = SlidingWindowLimit(100, 10.0)
+    assert w.try_take(0.0) == 0.0
+    w.drain(1.0, 5.0)
+    assert w.try_take(1.0) == 5.0
+    assert w.try_take(5.5) == 0.5
+    w.drain(2.0, 1.0)  # a shorter penalty never shortens a longer one
+    assert w.try_take(5.9) == pytest.approx(0.1)
+    assert w.try_take(6.0) == 0.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    limit=st.integers(1, 20),
+    period=st.sampled_from([0.5, 1.0, 10.0]),
+    events=st.lists(
+        st.tuples(st.sampled_from([0.0, 0.0, 0.001, 0.1, 0.25, 1.0, 3.0, 12.0]), st.integers(1, 5)),
+        min_size=1,
+        max_size=120,
+    ),
+    start=st.sampled_from([0.0, 12345.678, 2097152.0, 9.87e6]),
+)
+def test_sliding_window_never_exceeds_and_waits_exactly(
+    limit: int, period: float, events: list[tuple[float, int]], start: float
+) -> None:
+    w = SlidingWindowLimit(limit, period)
+    grants: list[tuple[float, int]] = []
+    now = start
+    for gap, raw_cost in events:
+        cost = min(raw_cost, limit)
+        now += gap
+        for _ in range(4):  # sleeping the returned wait must lead to a grant at once (no livelock)
+            wait = w.try_take(now, cost)
+            if wait == 0.0:
+                break
+            # A refusal is justified: the grants still counting plus this one exceed the limit.
+            assert sum(c for t, c in grants if now - period < t <= now) + cost > limit
+            now += wait
+        else:
+            pytest.fail(f"no grant after sleeping the promised waits at {now}")
+        grants.append((now, cost))
+    assert _max_in_any_window(grants, period) <= limit
+
+
+# --------------------------------------------------------------------------------------------------
+# TokenBucket
+
+
+def test_token_bucket_math() -> None:
+    b = TokenBucket(10, 5.0, now=0.0)
+    assert b.rate == 2.0
+    assert all(b.try_take(0.0) == 0.0 for _ in range(10))
+    assert b.try_take(0.0) == 0.5  # one token every 0.5 s
+    assert b.try_take(0.25) == 0.25
+    assert b.try_take(0.5) == 0.0
+    assert b.try_take(100.0, cost=10) == 0.0  # refill never exceeds capacity
+    assert b.try_take(100.0) == 0.5
+    with pytest.raises(ConfigError, match="exceeds capacity"):
+        b.try_take(100.0, cost=11)
+    with pytest.raises(ConfigError):
+        TokenBucket(0, 1.0)
+
+
+def test_token_bucket_drain_holds_empty() -> None:
+    b = TokenBucket(10, 10.0, now=0.0)
+    b.drain(0.0, 3.0)
+    assert b.try_take(0.0) == pytest.approx(4.0)  # 3 s held empty, then 1 s for one token
+    assert b.try_take(4.0) == 0.0
+
+
+def test_token_bucket_bursts_twice_its_capacity_in_one_period() -> None:
+    # Documented behaviour, and the reason the async limiter uses the sliding window instead.
+    b = TokenBucket(100, 10.0, now=0.0)
+    granted = 0
+    now = 0.0
+    for _ in range(10_000):  # bounded: a livelock must fail the test, not hang it
+        if now >= 10.0:
+            break
+        wait = b.try_take(now)
+        if wait:
+            now += wait
+        else:
+            granted += 1
+    assert now >= 10.0
+    assert granted >= 199
+
+
+# --------------------------------------------------------------------------------------------------
+# AsyncRateLimiter
+
+
+async def test_async_limiter_never_exceeds_100_per_10s_in_any_window() -> None:
+    fake = FakeTime()
+    limiter = AsyncRateLimiter(100, 10.0, clock=fake.clock, sleep=fake.sleep)
+    order: list[int] = []
+    grants: list[tuple[float, int]] = []
+
+    async def request(i: int) -> None:
+        await limiter.acquire()
+        order.append(i)
+        grants.append((fake.now, 1))
+
+    await asyncio.gather(*(request(i) for i in range(250)))
+    assert order == list(range(250))  # FIFO: nobody overtakes
+    times = [t for t, _ in grants]
+    assert times == [1000.0] * 100 + [1010.0] * 100 + [1020.0] * 50
+    assert _max_in_any_window(grants, 10.0) == 100
+
+
+async def test_async_limiter_spread_out_arrivals() -> None:
+    fake = FakeTime(0.0)
+    limiter = AsyncRateLimiter(100, 10.0, clock=fake.clock, sleep=fake.sleep)
+    grants: list[tuple[float, int]] = []
+    for i in range(400):
+        if i % 7 == 0:
+            fake.now += 0.37  # callers arriving over time, some in bursts
+        await limiter.acquire()
+        grants.append((fake.now, 1))
+    assert _max_in_any_window(grants, 10.0) == 100
+
+
+async def test_penalize_holds_every_caller_back() -> None:
+    fake = FakeTime(0.0)
+    limiter = AsyncRateLimiter(100, 10.0, clock=fake.clock, sleep=fake.sleep)
+    await limiter.acquire()
+    limiter.penalize(5.0)
+    done: list[float] = []
+
+    async def request() -> None:
+        await limiter.acquire()
+        done.append(fake.now)
+
+    await asyncio.gather(request(), request(), request())
+    assert done == [5.0, 5.0, 5.0]
+
+
+async def test_cancelled_waiter_takes_nothing_and_frees_the_queue() -> None:
+    fake = FakeTime(0.0)
+    stalled = asyncio.Event()
+
+    async def stalling_sleep(seconds: float) -> None:
+        stalled.set()
+        await asyncio.Event().wait()  # never wakes: only cancellation gets out
+
+    limiter = AsyncRateLimiter(2, 10.0, clock=fake.clock, sleep=stalling_sleep)
+    await limiter.acquire()
+    await limiter.acquire()
+    waiter = asyncio.create_task(limiter.acquire())
+    await stalled.wait()
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    fake.now = 10.0
+    await asyncio.wait_for(limiter.acquire(), timeout=5)
+    await asyncio.wait_for(limiter.acquire(), timeout=5)  # the cancelled waiter did not use a slot
+
+
+async def test_async_limiter_with_the_real_clock() -> None:
+    limiter = AsyncRateLimiter(2, 0.05)
+    assert (limiter.capacity, limiter.period) == (2, 0.05)
+    for _ in range(5):
+        await asyncio.wait_for(limiter.acquire(), timeout=5)
+
+
+# --------------------------------------------------------------------------------------------------
+# RateLimiterRegistry
+
+
+async def test_registry_shares_one_limiter_per_base_url() -> None:
+    fake = FakeTime(0.0)
+    registry = RateLimiterRegistry(3, 10.0, clock=fake.clock, sleep=fake.sleep)
+    a = registry.get("https://indexer.dydx.trade")
+    assert registry.get("HTTPS://Indexer.DYDX.trade/") is a
+    assert registry.get("https://indexer.dydx.trade:443") is a
+    assert registry.get("https://indexer.v4testnet.dydx.exchange") is not a
+    assert registry.get("https://indexer.dydx.trade:8443") is not a
+    assert registry.get("http://127.0.0.1:3002") is registry.get("http://127.0.0.1:3002/")
+
+    b = registry.get("https://indexer.dydx.trade/")
+    for _ in range(3):
+        await a.acquire()
+    await b.acquire()  # the fourth request in the window, through the other handle, must wait
+    assert fake.now == 10.0
+    assert (a.capacity, a.period) == (3, 10.0)
+
+
+def test_registry_validates_its_quota() -> None:
+    with pytest.raises(ConfigError):
+        RateLimiterRegistry(0, 10.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    capacity=st.integers(1, 200),
+    period=st.floats(0.01, 100.0),
+    start=st.floats(0.0, 1e7),
+    requests=st.integers(1, 300),
+)
+def test_token_bucket_sleeping_the_returned_wait_always_succeeds(
+    capacity: int, period: float, start: float, requests: int
+) -> None:
+    b = TokenBucket(capacity, period, now=start)
+    now = start
+    for _ in range(requests):
+        for _attempt in range(3):
+            wait = b.try_take(now)
+            if wait == 0.0:
+                break
+            now += wait
+        else:
+            pytest.fail(f"no grant after sleeping the promised waits at {now}")
