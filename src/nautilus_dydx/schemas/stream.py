@@ -827,7 +827,19 @@ class _Envelope(Struct, gc=False):
     subaccountNumber: int | None = None  # the wire name: the one camelCase key of the envelope
 
 
+class _HotOrderbook(Struct, gc=False):
+    # One-pass shape of order-book data messages: the bulk of the traffic skips the envelope pass.
+    type: str
+    connection_id: str
+    message_id: int
+    channel: str | None = None
+    id: str | None = None
+    version: str = ""
+    contents: OrderbookUpdateContents | list[OrderbookUpdateContents] | None = None
+
+
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
+_HOT_ORDERBOOK = msgspec.json.Decoder(_HotOrderbook)
 # Order-book contents are the hot path: strict decoding, strings only, no coercion needed.
 _OB_UPDATE = msgspec.json.Decoder(OrderbookUpdateContents)
 _OB_BATCH = msgspec.json.Decoder(list[OrderbookUpdateContents])
@@ -873,7 +885,7 @@ def _parent_data(cls: type[_Data], contents: object) -> _Builder:
 
 _BUILDERS: dict[tuple[str, str], _Builder] = {
     ("subscribed", "v4_orderbook"): _subscribed(OrderbookSubscribed, OrderbookSnapshotContents),
-    ("channel_data", "v4_orderbook"): _data(OrderbookUpdate, OrderbookUpdateContents, _OB_UPDATE),  # type: ignore[arg-type]
+    ("channel_data", "v4_orderbook"): _data(OrderbookUpdate, None, _OB_UPDATE),  # type: ignore[arg-type]
     ("channel_batch_data", "v4_orderbook"): _data(OrderbookBatch, None, _OB_BATCH),  # type: ignore[arg-type]
     ("subscribed", "v4_trades"): _subscribed(TradesSubscribed, TradesSnapshotContents),
     ("channel_data", "v4_trades"): _data(TradesUpdate, TradesUpdateContents),
@@ -917,16 +929,25 @@ def decode_stream_message(data: bytes | bytearray | memoryview | str) -> MarketS
         DecodeError: the frame is not JSON, has an unknown ``type``/``channel``, or does not match
             the schema. ``payload`` holds the head of the frame.
     """
+    if type(data) is not memoryview:
+        # Speculative single pass for order-book updates, the bulk of the traffic. Any other
+        # message fails or mismatches here and takes the general two-pass path below.
+        try:
+            hot = _HOT_ORDERBOOK.decode(data)
+        except msgspec.DecodeError:
+            pass
+        else:
+            contents = hot.contents
+            if hot.channel == "v4_orderbook" and contents is not None:
+                if hot.type == "channel_data" and type(contents) is OrderbookUpdateContents:
+                    return OrderbookUpdate(hot.connection_id, hot.message_id, hot.id, hot.version, contents)
+                if hot.type == "channel_batch_data" and type(contents) is list:
+                    return OrderbookBatch(hot.connection_id, hot.message_id, hot.id, hot.version, contents)
     try:
         env = _ENVELOPE.decode(data)
         raw = env.contents
         channel = env.channel
         kind = env.type
-        # Hot path first: order-book updates are the bulk of the traffic.
-        if kind == "channel_data" and channel == "v4_orderbook" and raw:
-            return OrderbookUpdate(
-                env.connection_id, env.message_id, env.id, env.version, _OB_UPDATE.decode(raw)
-            )
         if channel is not None and raw:
             builder = _BUILDERS.get((kind, channel))
             if builder is not None:
