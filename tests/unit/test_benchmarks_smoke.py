@@ -106,7 +106,8 @@ def test_connected_and_snapshot_frames_are_wire_exact() -> None:
     stream = generate(SMALL)
     connected = json.loads(stream.frames[0])
     assert list(connected) == ["type", "connection_id", "message_id"]
-    assert connected["type"] == "connected" and connected["message_id"] == 0
+    assert connected["type"] == "connected"
+    assert connected["message_id"] == 0
     assert stream.frames[0] == _compact(connected)
 
     snap = json.loads(stream.frames[1])
@@ -137,8 +138,10 @@ def test_update_frames_have_the_channel_data_shape() -> None:
         msg = json.loads(raw)
         assert raw == _compact(msg), "not byte-exact compact JSON in wire key order"
         assert list(msg) == ["type", "connection_id", "message_id", "id", "channel", "version", "contents"]
-        assert msg["type"] == "channel_data" and msg["channel"] == "v4_orderbook"
-        assert msg["version"] == "1.0.0" and msg["connection_id"] == connection_id
+        assert msg["type"] == "channel_data"
+        assert msg["channel"] == "v4_orderbook"
+        assert msg["version"] == "1.0.0"
+        assert msg["connection_id"] == connection_id
         assert msg["message_id"] == previous_id + 1
         previous_id = msg["message_id"]
         (side,) = msg["contents"]  # one side per update message
@@ -147,9 +150,11 @@ def test_update_frames_have_the_channel_data_shape() -> None:
         assert 1 <= len(entries) <= 3
         assert len({price for price, _size in entries}) == len(entries)
         for price, size in entries:
-            assert isinstance(price, str) and isinstance(size, str)
+            assert isinstance(price, str)
+            assert isinstance(size, str)
             # Canonical human numbers at the market's precision: tick 1, step 0.0001.
-            assert Decimal(price) == Decimal(price).to_integral_value() and "." not in price
+            assert Decimal(price) == Decimal(price).to_integral_value()
+            assert "." not in price
             assert format(Decimal(size).normalize(), "f") == size
             assert Decimal(size).as_tuple().exponent >= -4  # type: ignore[operator]
             levels += 1
@@ -166,18 +171,24 @@ def test_batch_and_trade_frames_have_their_shapes() -> None:
         assert raw == _compact(msg)
         if msg["type"] == "channel_batch_data":
             kinds["batch"] += 1
-            assert msg["channel"] == "v4_orderbook" and msg["version"] == "1.0.0"
-            assert isinstance(msg["contents"], list) and len(msg["contents"]) >= 2
+            assert msg["channel"] == "v4_orderbook"
+            assert msg["version"] == "1.0.0"
+            assert isinstance(msg["contents"], list)
+            assert len(msg["contents"]) >= 2
             for contents in msg["contents"]:
                 (side,) = contents
-                assert side in ("bids", "asks") and len(contents[side]) == 1
+                assert side in ("bids", "asks")
+                assert len(contents[side]) == 1
         elif msg["channel"] == "v4_trades":
             kinds["trades"] += 1
-            assert msg["type"] == "channel_data" and msg["version"] == "2.1.0"
+            assert msg["type"] == "channel_data"
+            assert msg["version"] == "2.1.0"
             for trade in msg["contents"]["trades"]:
                 assert list(trade) == ["id", "size", "price", "side", "createdAt", "type"]
-                assert len(trade["id"]) == 24 and trade["side"] in ("BUY", "SELL")
-                assert trade["createdAt"].endswith("Z") and len(trade["createdAt"]) == 24
+                assert len(trade["id"]) == 24
+                assert trade["side"] in ("BUY", "SELL")
+                assert trade["createdAt"].endswith("Z")
+                assert len(trade["createdAt"]) == 24
     assert kinds["batch"] == stream.counts["book_batch"] > 0
     assert kinds["trades"] == stream.counts["trades"] > 0
 
@@ -188,7 +199,8 @@ def test_implied_book_is_never_crossed_and_matches_expected(spec: StreamSpec) ->
 
     def check(book: _NaiveBook) -> None:
         assert not book.crossed()
-        assert book.bids and book.asks
+        assert book.bids
+        assert book.asks
 
     book = _replay(stream.frames, check)
     expected = stream.expected
@@ -256,10 +268,12 @@ def test_spec_rejects_nonsense() -> None:
 
 def test_cache_round_trip_and_repair(tmp_path: Path) -> None:
     written = load_or_generate(SMALL, tmp_path)
-    assert written.path == stream_path(SMALL, tmp_path) and written.path.is_file()
+    assert written.path == stream_path(SMALL, tmp_path)
+    assert written.path.is_file()
     assert load_frames(written.path) == written.frames
     read = load_or_generate(SMALL, tmp_path)
-    assert read.frames == written.frames and read.expected == written.expected
+    assert read.frames == written.frames
+    assert read.expected == written.expected
     # A damaged cache is detected by its digest and regenerated, not trusted.
     written.path.write_bytes(b'{"type":"connected"}\n')
     repaired = load_or_generate(SMALL, tmp_path)
@@ -305,12 +319,17 @@ def test_check_book_spots_a_wrong_final_book() -> None:
 
 def test_report_helpers() -> None:
     timing, last = time_repeated(lambda: lambda: 42, frames=10, repeat=3, warmup=0)
-    assert last == 42 and len(timing.times_ns) == 3
+    assert last == 42
+    assert len(timing.times_ns) == 3
     fixed = Timing(frames=1_000, times_ns=(2_000_000, 1_000_000, 4_000_000))
     assert (fixed.best_fps, fixed.median_fps) == (1_000_000, 500_000)
     assert Timing.from_dict(fixed.to_dict()) == fixed
-    assert _ratio(400, 100) == "4.00" and _ratio(1, 3) == "0.33" and _ratio(1, 0) == "-"
-    assert format_bytes(512) == "512 B" and format_bytes(1536) == "1.5 KiB"
+    assert _ratio(400, 100) == "4.00"
+    assert _ratio(1, 3) == "0.33"
+    assert _ratio(1, 0) == "-"
+    assert format_bytes(512) == "512 B"
+    assert format_bytes(1536) == "1.5 KiB"
     table = markdown_table(["path", "fps"], [["floor", "1,000"], ["ours", "10"]]).splitlines()
-    assert table[0] == "| path  |   fps |" and table[1] == "|-------|------:|"
+    assert table[0] == "| path  |   fps |"
+    assert table[1] == "|-------|------:|"
     assert table[3] == "| ours  |    10 |"
