@@ -63,8 +63,20 @@ __all__ = [
 ]
 
 
+def _rebuild_error(cls: type[DydxError], args: tuple[object, ...], state: dict[str, object]) -> DydxError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class DydxError(Exception):
     """Root of every exception raised by nautilus-dydx."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Subclasses take keyword-only attributes that the default (cls(*args)) reconstruction would
+        # drop, breaking pickling and copy.copy (process pools, some log handlers).
+        return (_rebuild_error, (type(self), self.args, dict(self.__dict__)))
 
 
 class ConfigError(DydxError, ValueError):
