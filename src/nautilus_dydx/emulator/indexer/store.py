@@ -669,8 +669,10 @@ class IndexerStore:
                 equity = self.equity(sub)
                 net = self.usdc(sub.net_transfers)
                 sub.pnl.append(PnlTick(equity, equity - net, net, e.height, e.time))
-        if self._wants("v4_block_height", None):
-            self._publish("v4_block_height", None, {"blockHeight": height, "time": fmt.iso(e.time)}, None)
+        if self._wants("v4_block_height", "v4_block_height"):
+            self._publish(
+                "v4_block_height", "v4_block_height", {"blockHeight": height, "time": fmt.iso(e.time)}, None
+            )
 
     def _flush_markets(self, now: dt.datetime) -> None:
         if self._block_oracle and self._wants("v4_markets", None):
