@@ -85,7 +85,13 @@ class ExponentialBackoff:
         """The upper bound of the delay after ``attempt`` failed attempts."""
         # Cap the exponent so that huge attempt numbers (a reconnect loop running for days) never overflow.
         exponent = min(max(attempt - 1, 0), 64)
-        return float(min(self.cap, self.initial * self.factor**exponent))
+        if self.initial == 0:
+            return 0.0
+        try:
+            grown = self.initial * self.factor**exponent
+        except OverflowError:  # a large factor overflows float long before 64 attempts
+            return float(self.cap)
+        return float(min(self.cap, grown))
 
     def next_delay(self, attempt: int, error: BaseException, elapsed: float) -> float | None:
         if not self.retryable(error):
