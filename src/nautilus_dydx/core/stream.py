@@ -148,6 +148,24 @@ class Subscription:
         return self.channel.value if self.id is None else f"{self.channel.value}-{self.id}"
 
     @classmethod
+    def of(cls, channel: Channel | str, id: str | None = None) -> Subscription:
+        """A validated subscription from a channel (enum or wire name) and an id.
+
+        The id the server echoes for id-less channels (``"v4_block_height"`` for block height) is
+        dropped, so messages map back to the subscription that was requested.
+
+        Raises:
+            ConfigError: unknown channel, or an id the channel does not accept.
+        """
+        try:
+            ch = Channel(channel)
+        except ValueError:
+            raise ConfigError(f"unknown channel {channel!r}") from None
+        if not ch.requires_id and id == ch.value:
+            id = None
+        return cls(ch, id)
+
+    @classmethod
     def markets(cls) -> Subscription:
         """``v4_markets``."""
         return cls(Channel.MARKETS)
