@@ -779,3 +779,34 @@ def test_onchain_events_precede_block_committed(chain: Chain) -> None:
     assert heights == {e.height}
     assert isinstance(chain.events[-1], BlockCommitted)
     assert all(getattr(x, "time", e.block_time) == e.block_time for x in chain.events)
+
+
+def test_position_lifecycle_pnl_and_flip(chain: Chain) -> None:
+    e = chain.engine
+    chain.place("alice", "SELL", 2 * STEP, PRICE)
+    chain.place("bob", "BUY", 2 * STEP, PRICE, tif="IOC")
+    e.produce_block()
+    opened_at = e.height
+    chain.take()
+    chain.place("carol", "BUY", 3 * STEP, PRICE + 10 * TICK)
+    chain.place("bob", "SELL", 3 * STEP, PRICE + 10 * TICK, tif="IOC")  # closes 2 steps, opens 1 short
+    e.produce_block()
+    [update] = [u for u in chain.events if isinstance(u, SubaccountUpdated) and u.subaccount.address == "bob"]
+    [closed] = update.closed_positions
+    assert (closed.quantums, closed.sum_open, closed.sum_close, closed.max_size) == (
+        0,
+        2 * STEP,
+        2 * STEP,
+        2 * STEP,
+    )
+    assert closed.realized_pnl == 2 * STEP * 10 * TICK // 10**9  # 10 USD per BTC on 0.0002 BTC
+    assert closed.exit_quote_quantums == 2 * STEP * (PRICE + 10 * TICK) // 10**9
+    assert (closed.created_height, closed.closed_height, closed.closed_time) == (
+        opened_at,
+        e.height,
+        e.block_time,
+    )
+    [short] = update.positions
+    assert (short.quantums, short.entry_quote_quantums) == (-STEP, STEP * (PRICE + 10 * TICK) // 10**9)
+    assert short.open_event_id[:4] == e.height.to_bytes(4, "big")
+    assert short.created_height == e.height
