@@ -1,0 +1,327 @@
+"""OrderBook: conversions, writes, uncrossing, checksum (examples)."""
+
+from __future__ import annotations
+
+import zlib
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from nautilus_dydx.core.book import Change, LevelChange, OrderBook, Side, decimal_places
+from nautilus_dydx.core.errors import DecodeError
+from nautilus_dydx.schemas.stream import OrderbookBatch, OrderbookSubscribed, decode_stream_message
+
+OWN = Path(__file__).resolve().parents[1] / "fixtures" / "ws"
+
+
+def eth() -> OrderBook:
+    return OrderBook("0.1", "0.001", market="ETH-USD")
+
+
+# -- construction and conversions -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("increment", "places"),
+    [("1", 0), ("10", 0), ("0.1", 1), ("0.001", 3), ("0.0025", 4), ("1E-9", 9), (Decimal("0.00001"), 5)],
+)
+def test_decimal_places(increment: str | Decimal, places: int) -> None:
+    assert decimal_places(increment) == places
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "abc", "NaN", "Infinity"])
+def test_decimal_places_rejects(bad: str) -> None:
+    with pytest.raises(ValueError, match="increment"):
+        decimal_places(bad)
+
+
+def test_constructor_needs_exactly_one_precision_per_axis() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        OrderBook()
+    with pytest.raises(ValueError, match="exactly one"):
+        OrderBook("0.1", "0.001", price_decimals=1)
+    with pytest.raises(ValueError, match="non-negative"):
+        OrderBook(price_decimals=-1, size_decimals=0)
+    with pytest.raises(ValueError, match="cache_size"):
+        OrderBook("1", "1", cache_size=-1)
+    book = OrderBook(price_decimals=2, size_decimals=4)
+    assert (book.price_decimals, book.size_decimals) == (2, 4)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("2396.1", 23961), ("2396", 23960), ("2396.10", 23961), ("43240.0", 432400), ("0", 0), ("0.0", 0)],
+)
+def test_parse_price(text: str, value: int) -> None:
+    assert eth().parse_price(text) == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        ".",
+        ".5",
+        "-1",
+        "+1",
+        "1e5",
+        " 1",
+        "1 ",
+        "1_0",
+        "١",
+        "1.2.3",
+        "0x10",
+        "nan",
+        "inf",
+        "2396.15",
+        "1.-1",
+    ],
+)
+def test_parse_price_rejects(text: str) -> None:
+    book = eth()
+    with pytest.raises(DecodeError):
+        book.parse_price(text)
+    # a rejected string is not remembered as valid
+    with pytest.raises(DecodeError):
+        book.parse_price(text)
+
+
+def test_format_is_canonical() -> None:
+    book = OrderBook(price_decimals=3, size_decimals=0)
+    assert [book.format_price(v) for v in (0, 5, 1000, 1234500, 1230, -50)] == [
+        "0",
+        "0.005",
+        "1",
+        "1234.5",
+        "1.23",
+        "-0.05",
+    ]
+    assert book.format_size(120) == "120"
+    assert book.price_to_decimal(1234500) == Decimal("1234.5")
+
+
+# -- writes ---------------------------------------------------------------------------------------
+
+
+def test_update_reports_what_changed() -> None:
+    book = eth()
+    assert book.apply_update(Side.BID, "100.5", "2", 1) == LevelChange(Side.BID, 1005, 2000, Change.ADDED)
+    assert book.apply_update(Side.BID, "100.5", "2.5", 2).change is Change.UPDATED
+    assert book.apply_update(Side.BID, "100.50", "2.500", 3).change is Change.UNCHANGED
+    assert book.level(Side.BID, 1005) == (2500, 3)
+    assert book.apply_update(Side.BID, "100.5", "0", 4) == LevelChange(Side.BID, 1005, 0, Change.DELETED)
+    assert book.apply_update(Side.BID, "100.5", "0.000", 5).change is Change.UNCHANGED
+    assert len(book) == 0
+    assert book.level(Side.BID, 1005) is None
+
+
+def test_bad_update_leaves_book_unchanged() -> None:
+    book = eth()
+    book.apply_update(Side.ASK, "101", "1", 1)
+    with pytest.raises(DecodeError):
+        book.apply_update(Side.ASK, "101", "1.0001", 2)
+    with pytest.raises(DecodeError):
+        book.apply_update(Side.ASK, "101.01", "1", 2)
+    assert book.top(5) == ([], [(1010, 1000)])
+    assert book.level(Side.ASK, 1010) == (1000, 1)
+
+
+def test_bad_snapshot_leaves_book_empty() -> None:
+    book = eth()
+    book.apply_update(Side.ASK, "101", "1", 1)
+    with pytest.raises(DecodeError):
+        book.apply_snapshot([("100", "1")], [("101", "x")], 2)
+    assert len(book) == 0
+
+
+def test_snapshot_accepts_level_objects_and_pairs() -> None:
+    snap = decode_stream_message((OWN / "orderbook_subscribed.json").read_bytes())
+    assert isinstance(snap, OrderbookSubscribed)
+    a, b = eth(), eth()
+    assert a.apply_snapshot(snap.contents.bids, snap.contents.asks, snap.message_id) == []
+    b.apply_snapshot(
+        [(lvl.price, lvl.size) for lvl in snap.contents.bids],
+        [(lvl.price, lvl.size) for lvl in snap.contents.asks],
+        snap.message_id,
+    )
+    assert a.top(10) == b.top(10) == ([(30001, 1500), (30000, 250)], [(30003, 2000), (30010, 1)])
+    assert a.best_bid() == (30001, 1500)
+    assert a.best_ask() == (30003, 2000)
+    assert a.best_bid_price == 30001
+    assert a.best_ask_price == 30003
+    assert a.mid == Decimal("3000.2")
+    assert a.spread == Decimal("0.2")
+    assert list(a.bids()) == [(Decimal("3000.1"), Decimal("1.5")), (Decimal("3000"), Decimal("0.25"))]
+    assert list(a.asks()) == [(Decimal("3000.3"), Decimal("2")), (Decimal("3001"), Decimal("0.001"))]
+
+
+def test_deltas_apply_bids_then_asks_in_order() -> None:
+    book = eth()
+    snap = decode_stream_message((OWN / "orderbook_subscribed.json").read_bytes())
+    batch = decode_stream_message((OWN / "orderbook_batch.json").read_bytes())
+    assert isinstance(snap, OrderbookSubscribed)
+    assert isinstance(batch, OrderbookBatch)
+    book.apply_snapshot(snap.contents.bids, snap.contents.asks, snap.message_id)
+    changes = book.apply_deltas(batch.contents, batch.message_id)
+    assert changes == [
+        LevelChange(Side.ASK, 30003, 1750, Change.UPDATED),
+        LevelChange(Side.BID, 30002, 500, Change.ADDED),
+        LevelChange(Side.ASK, 30010, 0, Change.DELETED),
+    ]
+    assert book.uncross() == []
+    assert book.top(1) == ([(30002, 500)], [(30003, 1750)])
+    assert book.apply_levels(Side.BID, [("3000.2", "0"), ("1", "1")], 9) == [
+        LevelChange(Side.BID, 30002, 0, Change.DELETED),
+        LevelChange(Side.BID, 10, 1000, Change.ADDED),
+    ]
+
+
+def test_empty_and_one_sided_reads() -> None:
+    book = eth()
+    assert book.best_bid() is None
+    assert book.best_ask() is None
+    assert book.mid is None
+    assert book.spread is None
+    assert not book.is_crossed
+    assert book.top(3) == ([], [])
+    book.apply_update(Side.BID, "1", "1", 1)
+    assert book.mid is None
+    assert book.top(0) == ([], [])
+    assert book.bid_count == 1
+    assert book.ask_count == 0
+
+
+# -- uncrossing -----------------------------------------------------------------------------------
+
+
+def test_uncross_drops_the_older_level() -> None:
+    book = eth()
+    book.apply_snapshot([("100", "1")], [("101", "1"), ("102", "1")], 1)
+    book.apply_update(Side.BID, "101.5", "3", 2)
+    assert book.is_crossed
+    repairs = book.uncross()
+    # the ask at 101 (offset 1) is older than the bid (offset 2): dropped; 102 no longer crosses
+    assert repairs == [LevelChange(Side.ASK, 1010, 0, Change.DELETED)]
+    assert not book.is_crossed
+    assert book.top(1) == ([(1015, 3000)], [(1020, 1000)])
+
+
+def test_uncross_equal_offsets_subtracts_smaller_size() -> None:
+    book = eth()
+    book.apply_levels(Side.BID, [("101", "3")], 5)
+    book.apply_levels(Side.ASK, [("100", "1"), ("100.5", "0.5"), ("102", "1")], 5)
+    repairs = book.uncross()
+    assert repairs == [
+        LevelChange(Side.BID, 1010, 2000, Change.UPDATED),
+        LevelChange(Side.ASK, 1000, 0, Change.DELETED),
+        LevelChange(Side.BID, 1010, 1500, Change.UPDATED),
+        LevelChange(Side.ASK, 1005, 0, Change.DELETED),
+    ]
+    assert book.top(5) == ([(1010, 1500)], [(1020, 1000)])
+    assert book.level(Side.BID, 1010) == (1500, 5)
+
+
+def test_uncross_equal_sizes_drops_both() -> None:
+    book = eth()
+    book.apply_levels(Side.BID, [("100", "1"), ("99", "1")], 3)
+    book.apply_levels(Side.ASK, [("100", "1")], 3)
+    assert book.uncross() == [
+        LevelChange(Side.BID, 1000, 0, Change.DELETED),
+        LevelChange(Side.ASK, 1000, 0, Change.DELETED),
+    ]
+    assert book.top(5) == ([(990, 1000)], [])
+
+
+def test_crossed_snapshot_is_uncrossed() -> None:
+    book = eth()
+    repairs = book.apply_snapshot([("101", "2")], [("100", "1")], 1)
+    assert repairs == [
+        LevelChange(Side.BID, 1010, 1000, Change.UPDATED),
+        LevelChange(Side.ASK, 1000, 0, Change.DELETED),
+    ]
+
+
+# -- checksum -------------------------------------------------------------------------------------
+
+
+def test_checksum_doc_example() -> None:
+    book = OrderBook("0.1", "0.01")
+    book.apply_snapshot([("100.5", "2"), ("100", "1.25")], [("101", "0.5")], 1)
+    assert book.checksum_string() == "100.5:2,100:1.25|101:0.5"
+    assert book.checksum() == zlib.crc32(b"100.5:2,100:1.25|101:0.5")
+
+
+def test_checksum_empty_and_depth() -> None:
+    book = eth()
+    assert book.checksum_string() == "|"
+    assert book.checksum() == zlib.crc32(b"|")
+    book.apply_snapshot([("3", "1"), ("2", "1"), ("1", "1")], [("4", "0.5"), ("5", "1.250")], 1)
+    assert book.checksum_string(2) == "3:1,2:1|4:0.5,5:1.25"
+    assert book.checksum_string(0) == "|"
+
+
+# -- memory ---------------------------------------------------------------------------------------
+
+
+def test_deleted_levels_leave_nothing_and_caches_are_bounded() -> None:
+    book = OrderBook(price_decimals=2, size_decimals=0, cache_size=64)
+    for i in range(1, 1000):
+        book.apply_update(Side.BID, f"{i}.{i % 100:02d}", str(i), i)
+    assert len(book) == 999
+    for i in range(1, 1000):
+        book.apply_update(Side.BID, f"{i}.{i % 100:02d}", "0", 1000 + i)
+    assert len(book) == 0
+    assert book.top(10) == ([], [])
+    assert len(book._price_cache) <= 64
+    assert len(book._size_cache) <= 64
+    assert book._bid_sizes == {}
+    assert book._bid_offsets == {}
+    assert book._bid_keys == []
+    book.apply_update(Side.ASK, "1", "1", 1)
+    book.clear()
+    assert len(book) == 0
+    assert book.best_ask() is None
+
+
+def test_uncached_book_behaves_the_same() -> None:
+    a = OrderBook("0.1", "0.001", cache_size=0)
+    b = eth()
+    for book in (a, b):
+        book.apply_snapshot([("100", "1")], [("101", "1")], 1)
+        book.apply_levels(Side.ASK, [("100.5", "2"), ("101", "0")], 2)
+    assert a.top(5) == b.top(5)
+    assert a._price_cache == {}
+
+
+# -- captured traffic -----------------------------------------------------------------------------
+
+
+def test_captured_snapshot_and_batch_against_plain_dicts(shared_fixtures: Path) -> None:
+    ws = shared_fixtures / "dydx-real" / "python-legacy" / "ws"
+    snap = decode_stream_message((ws / "v4_orderbook_snapshot.json").read_bytes())
+    batch = decode_stream_message((ws / "v4_orderbook_batched_data.json").read_bytes())
+    assert isinstance(snap, OrderbookSubscribed)
+    assert isinstance(batch, OrderbookBatch)
+    book = eth()
+    book.apply_snapshot(snap.contents.bids, snap.contents.asks, 1)
+    bids = {Decimal(lvl.price): Decimal(lvl.size) for lvl in snap.contents.bids}
+    asks = {Decimal(lvl.price): Decimal(lvl.size) for lvl in snap.contents.asks}
+    book.apply_deltas(batch.contents, 2)
+    for update in batch.contents:
+        for side, levels in ((bids, update.bids), (asks, update.asks)):
+            for p, q in levels:
+                if Decimal(q) == 0:
+                    side.pop(Decimal(p), None)
+                else:
+                    side[Decimal(p)] = Decimal(q)
+    assert list(book.bids()) == sorted(bids.items(), reverse=True)
+    assert list(book.asks()) == sorted(asks.items())
+    # the two captures are months apart (ETH ~3393 vs ~2396): together they cross, badly
+    assert book.is_crossed
+    repairs = book.uncross()
+    assert repairs
+    assert not book.is_crossed
+    # the batch (newer offset) wins every crossing: every dropped level is an old snapshot bid
+    assert all(r.side is Side.BID and r.change is Change.DELETED for r in repairs)
+    assert list(book.asks()) == sorted(asks.items())
