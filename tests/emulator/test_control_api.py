@@ -280,11 +280,13 @@ async def test_driving_routes(http: aiohttp.ClientSession) -> None:
             http, emu, "POST", "/emulator/oracle", {"ticker": "BTC-USD", "price": "30123.5"}
         )
         assert status == 200
+        await call(http, emu, "POST", "/emulator/block")  # the override takes effect in the next block
         assert emu.engine.oracle_price(0) == 3_012_350_000  # BTC-USD prices are in units of 1e-5
-        await call(http, emu, "POST", "/emulator/block")
         status, markets = await call(http, emu, "GET", "/v4/perpetualMarkets")
-        assert Decimal(markets["markets"]["BTC-USD"]["oraclePrice"]) > 0
-        assert emu.engine.oracle_price(0) > 0
+        assert markets["markets"]["BTC-USD"]["oraclePrice"] == "30123.5"
+        assert (
+            await call(http, emu, "POST", "/emulator/oracle", {"ticker": "BTC-USD", "price": "1.000001"})
+        )[0] == 400
         assert (await call(http, emu, "POST", "/emulator/oracle", {"ticker": "X", "price": "1"}))[0] == 400
         assert await call(http, emu, "POST", "/emulator/market/pause") == (200, {"paused": True})
         assert (await call(http, emu, "GET", "/emulator/state"))[1]["paused"] is True
