@@ -416,6 +416,10 @@ def _in_process(
         timing, summary = time_repeated(make_run, frames=len(frames), repeat=repeat)
     except OursUnavailable as exc:
         return PathResult(name, status="unavailable", reason=str(exc))
+    except Exception as exc:
+        # A path that breaks must not hide the others' numbers; the traceback goes to the log.
+        log.exception("path %s failed", name)
+        return PathResult(name, status="failed", reason=f"{type(exc).__name__}: {exc}"[:200])
     result = PathResult(name, timing=timing, summary=summary)
     if memory:
         result.memory = measure_memory(make_run)
