@@ -587,9 +587,15 @@ class StreamProtocol:
             logger.warning("stream error on %s: %s", self._connection_id, msg.message)
             return
         state = self._subs.get(sub)
-        if state is not None and state.status is SubscriptionStatus.PENDING:
+        if state is None:
+            return
+        if state.status is SubscriptionStatus.PENDING:
             del self._subs[sub]
             self._pending_subscribes -= 1
+        elif msg.message.startswith("Internal error"):
+            # The server drops a subscription whose data it could not fetch, even one that was
+            # active: forget it so that it can be subscribed again on this connection.
+            del self._subs[sub]
         logger.warning("subscription %s failed: %s", sub, msg.message)
 
     @staticmethod
