@@ -448,7 +448,8 @@ class IndexerStore:
         if on_chain:
             self._block_sub_part(ref).setdefault("orders", []).append(row)
         elif self._wants_sub(ref):
-            self._publish_sub(ref, {"orders": [self.render_order(row, ws=True)]}, None)
+            contents = {"orders": [self.render_order(row, ws=True)], "blockHeight": str(self.height)}
+            self._publish_sub(ref, contents, None)
 
     # fills ---------------------------------------------------------------------------------
 
@@ -494,6 +495,8 @@ class IndexerStore:
             self.fills.setdefault(ref, deque(maxlen=MAX_FILLS_PER_SUBACCOUNT)).append(row)
             if order is not None:
                 order.in_db = True
+                if order.status == "BEST_EFFORT_OPENED":
+                    order.status = "OPEN"  # a fill in a block moves it into the indexer's own tables
                 if order.created_height is None:
                     order.created_height = e.height
             part = self._block_sub_part(ref)
@@ -847,6 +850,7 @@ class IndexerStore:
             "side": row.side,
             "size": fmt.dec(self.size(m, row.quantums)),
             "totalFilled": fmt.dec(self.size(m, row.total_filled)),
+            **({"totalOptimisticFilled": fmt.dec(self.size(m, row.total_filled))} if ws else {}),
             "price": fmt.dec(self.price(m, row.subticks)),
             "type": {"STOP_LOSS": "STOP_LIMIT", "TAKE_PROFIT": "TAKE_PROFIT"}.get(
                 row.condition_type, "LIMIT"
@@ -860,6 +864,8 @@ class IndexerStore:
             out["goodTilBlock"] = str(row.good_til_block)
         if row.good_til_block_time is not None:
             out["goodTilBlockTime"] = fmt.iso(dt.datetime.fromtimestamp(row.good_til_block_time, dt.UTC))
+        elif ws and row.in_db:
+            out["goodTilBlockTime"] = None  # block-processed order rows carry explicit nulls
         if row.in_db or ws:
             if row.created_height is not None:
                 out["createdAtHeight"] = str(row.created_height)
@@ -868,6 +874,8 @@ class IndexerStore:
         out["clientMetadata"] = str(row.client_metadata)
         if row.condition_type != "UNSPECIFIED":
             out["triggerPrice"] = fmt.dec(self.price(m, row.trigger_subticks))
+        elif ws and row.in_db:
+            out["triggerPrice"] = None
         if (row.in_db or ws) and row.updated_time is not None:
             out["updatedAt"] = fmt.iso(row.updated_time)
             out["updatedAtHeight"] = str(row.updated_height)
