@@ -328,6 +328,9 @@ class StreamProtocol:
         self._connection_id: str | None = None
         self._highest_id = -1
         self._subs: dict[Subscription, SubscriptionState] = {}
+        # The same states keyed as the wire names them (channel, then id): the per-message lookup
+        # costs two dict probes and no allocation. Rebuilt whenever _subs changes (rarely).
+        self._wire: dict[str, dict[str | None, SubscriptionState]] = {}
         self._pending_subscribes = 0
         self._gaps: list[SequenceGap] = []
 
@@ -363,6 +366,16 @@ class StreamProtocol:
         """Subscriptions whose snapshot arrived and that are not being unsubscribed."""
         return frozenset(s.subscription for s in self._subs.values() if s.status is SubscriptionStatus.ACTIVE)
 
+    def _reindex(self) -> None:
+        wire: dict[str, dict[str | None, SubscriptionState]] = {}
+        for sub, state in self._subs.items():
+            ids = wire.setdefault(sub.channel.value, {})
+            ids[sub.id] = state
+            if sub.id is None:
+                # the server echoes the channel name as id for block height
+                ids[sub.channel.value] = state
+        self._wire = wire
+
     def drain_gaps(self) -> list[SequenceGap]:
         """The sequence gaps detected since the last call (oldest first)."""
         gaps, self._gaps = self._gaps, []
@@ -383,6 +396,7 @@ class StreamProtocol:
         self._connection_id = None
         self._highest_id = -1
         self._subs.clear()
+        self._wire.clear()
         self._pending_subscribes = 0
         self._gaps.clear()
         return restore
@@ -424,6 +438,7 @@ class StreamProtocol:
                 f"per-connection subscription limit reached for {sub.channel} (limit={sub.channel.limit})"
             )
         self._subs[sub] = SubscriptionState(sub, batched, SubscriptionStatus.PENDING)
+        self._reindex()
         self._pending_subscribes += 1
         return _encoder.encode(_SubscribeRequest("subscribe", sub.channel.value, sub.id, batched))
 
@@ -491,6 +506,7 @@ class StreamProtocol:
             # A new connection: the server holds none of the old subscriptions; only requests
             # made for this connection (pending) survive.
             self._subs = {k: s for k, s in self._subs.items() if s.status is SubscriptionStatus.PENDING}
+            self._reindex()
         self._connection_id = msg.connection_id
         self._highest_id = max(self._highest_id, msg.message_id)
 
@@ -532,8 +548,12 @@ class StreamProtocol:
         | BlockHeightBatch,
     ) -> None:
         message_id = msg.message_id
-        self._sequence(message_id)
-        state = self._subs.get(_key(msg.channel, msg.id))
+        if message_id == self._highest_id + 1:
+            self._highest_id = message_id
+        else:
+            self._sequence(message_id)
+        ids = self._wire.get(msg.channel)
+        state = None if ids is None else ids.get(msg.id)
         if state is None:
             return
         last = state.last_message_id
@@ -561,6 +581,7 @@ class StreamProtocol:
         state = self._subs.get(sub)
         if state is None:
             state = self._subs[sub] = SubscriptionState(sub, False, SubscriptionStatus.ACTIVE)
+            self._reindex()
         elif state.status is SubscriptionStatus.PENDING:
             self._pending_subscribes -= 1
             state.status = SubscriptionStatus.ACTIVE
@@ -576,6 +597,7 @@ class StreamProtocol:
     def _on_unsubscribed(self, msg: Unsubscribed) -> None:
         self._sequence(msg.message_id)
         state = self._subs.pop(_key(msg.channel, msg.id), None)
+        self._reindex()
         if state is not None and state.status is SubscriptionStatus.PENDING:
             self._pending_subscribes -= 1
 
@@ -591,11 +613,13 @@ class StreamProtocol:
             return
         if state.status is SubscriptionStatus.PENDING:
             del self._subs[sub]
+            self._reindex()
             self._pending_subscribes -= 1
         elif msg.message.startswith("Internal error"):
             # The server drops a subscription whose data it could not fetch, even one that was
             # active: forget it so that it can be subscribed again on this connection.
             del self._subs[sub]
+            self._reindex()
         logger.warning("subscription %s failed: %s", sub, msg.message)
 
     @staticmethod
