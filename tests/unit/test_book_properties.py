@@ -229,7 +229,8 @@ def test_parse_roundtrip(value: int, places: int, extra_zeros: int) -> None:
     book = OrderBook(price_decimals=places, size_decimals=places)
     text = book.format_price(value)
     assert Decimal(text) == human(value, places)
-    assert text == format(human(value, places).normalize(), "f") or value == 0
+    with localcontext(prec=100):  # normalize() rounds to the context's precision
+        assert text == format(human(value, places).normalize(), "f") or value == 0
     assert book.parse_price(text) == value
     assert book.parse_size(text) == value
     padded = text + ("." if "." not in text else "") + "0" * extra_zeros if extra_zeros else text
