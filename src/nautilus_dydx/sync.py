@@ -785,9 +785,12 @@ class BlockingIterator(Generic[C, P, T]):
         name = self.__name__
 
         def call(*args: P.args, **kwargs: P.kwargs) -> SyncStream[T]:
-            if isinstance(facade, SyncFacade):
-                return facade.stream(lambda client: method(client, *args, **kwargs), name=name)
+            if getattr(facade, "closed", False):
+                raise SyncError(f"{type(facade).__name__} is closed")
+            # Called here so that argument errors raise at once; nothing runs until the first read.
             iterable = method(facade.async_client, *args, **kwargs)
+            if isinstance(facade, SyncFacade):
+                return facade.stream(lambda _client: iterable, name=name)
             return SyncStream(facade.runner, lambda: iterable, maxsize=facade.stream_maxsize, name=name)
 
         call.__name__ = self.__name__
