@@ -19,6 +19,14 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "nautilus_dydx.emulator.cli",
         "run the local dYdX v4 emulator (indexer REST + WS, validator gRPC)",
     ),
+    "book": (
+        "nautilus_dydx.commands.book",
+        "live order book of one market (embedded emulator by default; --network testnet|mainnet)",
+    ),
+    "demo": (
+        "nautilus_dydx.commands.demo",
+        "stream two markets' books, trades and oracle prices from an embedded emulator",
+    ),
 }
 
 
