@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,14 @@ async def _run(python: Path, *args: str) -> dict[str, Any]:
     return result
 
 
+async def until(predicate: Callable[[], bool]) -> None:
+    for _ in range(600):
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached within 30 s")
+
+
 def _order(client_id: int, side: str, subticks: int, gtb: int, tif: str) -> OrderSnapshot:
     return OrderSnapshot(
         key=OrderKey(ADDRESS, 0, client_id, 0, 0),
@@ -89,18 +98,15 @@ async def test_official_client_reads_the_emulator(official_python: Path) -> None
         args = (emu.indexer_url, emu.ws_url, ADDRESS)
         funded = await _run(official_python, "fund", *args)
         assert funded == {"status": 202}
-        while ADDRESS not in emu.indexer.by_address:  # the deposit commits in the next block
-            await asyncio.sleep(0.05)
+        await until(lambda: ADDRESS in emu.indexer.by_address)  # the deposit commits in the next block
         # Part 1 has no gRPC: the test places the account's orders through the engine.
-        while not emu.engine.book(0)[1]:
-            await asyncio.sleep(0.05)
+        await until(lambda: bool(emu.engine.book(0)[1]))
         best_ask = emu.engine.book(0)[1][0][0]
         gtb = emu.engine.height + 20
         emu.engine.place_order(_order(1, "BUY", best_ask, gtb, "IOC"))  # takes liquidity
         emu.engine.place_order(_order(2, "BUY", (best_ask // 100_000 - 500) * 100_000, gtb, "GTT"))  # rests
         height = emu.engine.height
-        while emu.indexer.height <= height:
-            await asyncio.sleep(0.05)
+        await until(lambda: emu.indexer.height > height)
         result = await _run(official_python, "read", *args)
 
     assert result["market"]["ticker"] == "BTC-USD"
