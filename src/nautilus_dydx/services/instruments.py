@@ -578,7 +578,7 @@ class InstrumentProvider:
             for ticker, market in message.markets.items():
                 if self._accept_market(ticker, market, now):
                     changed.append(ticker)
-            self._known = self._known | message.markets.keys()
+            self._known = self._known.union(message.markets)
             return changed
         contents: Iterable[stream.MarketsUpdateContents]
         if isinstance(message, stream.MarketsUpdate):
