@@ -1,0 +1,218 @@
+"""DataClient against the emulator: the book is verified message by message, also under faults."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+import pytest
+from _emulator import control, local_config
+
+from nautilus_dydx.core.book import Side
+from nautilus_dydx.core.errors import DydxError
+from nautilus_dydx.emulator.app import Emulator
+from nautilus_dydx.schemas.stream import MarketStreamMsg, OrderbookBatch, OrderbookSubscribed, OrderbookUpdate
+from nautilus_dydx.services.data import (
+    BlockHeightEvent,
+    BookRepair,
+    BookResync,
+    BookSnapshot,
+    CandleEvent,
+    DataClient,
+    MarketDataEvent,
+    OraclePriceEvent,
+    Quote,
+    TradeEvent,
+)
+from nautilus_dydx.transport.http import HttpClient
+from nautilus_dydx.transport.ws import WsClient
+
+TICKERS = ("BTC-USD", "ETH-USD")
+
+
+async def _until(predicate, limit: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+def _client(emu: Emulator, **kwargs: Any) -> DataClient:
+    config = local_config(emu)
+    http = HttpClient(config.indexer_http_url)
+    ws = WsClient(config.indexer_ws_url, watchdog_timeout=0.5)
+    return DataClient(http, ws, owns_transports=True, **kwargs)
+
+
+class Recorder:
+    """Records, after the DataClient handled each book message, the checksum of its book."""
+
+    def __init__(self, data: DataClient) -> None:
+        self.data = data
+        self.checks: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+        self.events: list[MarketDataEvent] = []
+        data.add_handler(self.events.append)
+        # Registered after the DataClient's own callback, so it sees the book after the message.
+        data.ws.add_callback(self.on_message)
+
+    def on_message(self, msg: MarketStreamMsg) -> None:
+        if isinstance(msg, OrderbookSubscribed | OrderbookUpdate | OrderbookBatch):
+            ticker = msg.id or ""
+            if self.data.is_synced(ticker):
+                self.checks[ticker].append(
+                    (msg.connection_id, msg.message_id, self.data.book(ticker).checksum())
+                )
+
+
+async def _server_checksums(emu: Emulator, connection_id: str, ticker: str) -> dict[int, int]:
+    records = await control(emu, "GET", f"/emulator/ws/{connection_id}/checksums?ticker={ticker}")
+    return {r["message_id"]: r["checksum"] for r in records}
+
+
+async def _assert_truth(emu: Emulator, data: DataClient, ticker: str, attempts: int = 100) -> None:
+    """The client's book equals the engine's true book at a quiet moment (between two blocks)."""
+    for _ in range(attempts):
+        truth = await control(emu, "GET", f"/emulator/book/{ticker}?depth=25")
+        await asyncio.sleep(0.01)  # let messages already sent for this state arrive
+        if data.is_synced(ticker) and data.book(ticker).checksum() == truth["checksum"]:
+            return
+    raise AssertionError(f"{ticker}: the book never equalled the truth")
+
+
+@pytest.mark.parametrize("seed", [11, 23, 37])
+async def test_book_checksum_matches_emulator_under_faults(seed: int) -> None:
+    loop_errors: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: loop_errors.append(ctx))
+    async with Emulator(port=0, block_time=0.05, seed=seed, rate_limit=None) as emu:
+        data = _client(emu, audit_interval=0.3)
+        async with data:
+            rec = Recorder(data)
+            for ticker in TICKERS:
+                await data.subscribe_book(ticker)
+            await _until(lambda: all(data.is_synced(t) for t in TICKERS))
+            faults: list[tuple[str, dict[str, Any]]] = [
+                ("/emulator/faults/ws/crossed-level", {"ticker": "BTC-USD"}),
+                ("/emulator/faults/ws/internal-error", {"channel": "v4_orderbook", "id": "ETH-USD"}),
+                ("/emulator/faults/rest", {"status": 500, "count": 8}),
+                ("/emulator/faults/ws/drop", {}),
+                ("/emulator/faults/ws/crossed-level", {"ticker": "ETH-USD"}),
+                ("/emulator/faults/ws/stall", {"seconds": 1.5}),
+                ("/emulator/faults/ws/crossed-level", {"ticker": "BTC-USD"}),
+            ]
+            for path, body in faults:
+                await asyncio.sleep(0.4)
+                await control(emu, "POST", path, body)
+                await _until(lambda: all(data.is_synced(t) for t in TICKERS))
+            await asyncio.sleep(0.4)
+
+            # Every book message, on every connection, left the book equal to the emulator's record.
+            compared = 0
+            for ticker in TICKERS:
+                by_connection: dict[str, list[tuple[int, int]]] = defaultdict(list)
+                for connection_id, message_id, checksum in rec.checks[ticker]:
+                    by_connection[connection_id].append((message_id, checksum))
+                assert len(by_connection) >= 2, "the drop must have produced a second connection"
+                for connection_id, ours in by_connection.items():
+                    server = await _server_checksums(emu, connection_id, ticker)
+                    mismatches = [(m, c, server.get(m)) for m, c in ours if server.get(m) != c]
+                    assert not mismatches, f"{ticker} on {connection_id}: {mismatches[:5]}"
+                    compared += len(ours)
+            assert compared > 100
+
+            # Every rebuild after the first one was announced by a resync event.
+            for ticker in TICKERS:
+                kinds = [type(e) for e in rec.events if getattr(e, "ticker", None) == ticker]
+                snapshots = [i for i, k in enumerate(kinds) if k is BookSnapshot]
+                assert len(snapshots) >= 2
+                for index in snapshots[1:]:
+                    assert BookResync in kinds[:index]
+                    last_resync = max(i for i, k in enumerate(kinds[:index]) if k is BookResync)
+                    assert last_resync > max((i for i in snapshots if i < index), default=-1)
+            assert any(isinstance(e, BookRepair) for e in rec.events), "crossed levels must be repaired"
+            assert data.metrics.handler_errors == 0
+            for event in rec.events:
+                if isinstance(event, Quote) and event.bid_price is not None and event.ask_price is not None:
+                    assert event.bid_price < event.ask_price, "a quote must never be crossed"
+
+            # A resync ends with the book equal to the truth.
+            for ticker in TICKERS:
+                await data.resync(ticker, "test")
+            await _until(lambda: all(data.is_synced(t) for t in TICKERS))
+            await asyncio.sleep(0.2)
+            for ticker in TICKERS:
+                await _assert_truth(emu, data, ticker)
+    assert not [ctx for ctx in loop_errors if not isinstance(ctx.get("exception"), DydxError | None)]
+
+
+async def test_audit_divergence_triggers_a_counted_resync() -> None:
+    # Blocks are produced by hand here, so the venue's book stands still between them.
+    async with Emulator(port=0, block_time=3600, seed=5, rate_limit=None) as emu:
+        async with _client(emu, audit_interval=None, audit_tolerance=2) as data:
+            events: list[MarketDataEvent] = []
+            data.add_handler(events.append)
+            book = await data.subscribe_book("BTC-USD")
+            await _until(lambda: data.is_synced("BTC-USD"))
+            for _ in range(6):
+                await control(emu, "POST", "/emulator/block")
+            await _until(lambda: book.best_bid() is not None and book.best_ask() is not None)
+            await asyncio.sleep(0.2)
+            assert await data.audit("BTC-USD")
+            # Corrupt the local book behind the client's back: a level the venue never had.
+            best_bid = book.best_bid()
+            assert best_bid is not None
+            book.apply_update(Side.BID, book.format_price(best_bid[0] - 1), "123", offset=10**9)
+            assert not await data.audit("BTC-USD")
+            assert not await data.audit("BTC-USD")
+            assert data.metrics.audit_resyncs == 0
+            assert not await data.audit("BTC-USD")
+            assert data.metrics.audit_resyncs == 1
+            assert any(isinstance(e, BookResync) and e.reason.startswith("audit") for e in events)
+            await _until(lambda: data.is_synced("BTC-USD"))
+            await asyncio.sleep(0.1)
+            await _assert_truth(emu, data, "BTC-USD")
+            assert await data.audit("BTC-USD")
+
+
+async def test_typed_events_for_trades_oracle_candles_and_height() -> None:
+    async with Emulator(port=0, block_time=0.05, seed=9, rate_limit=None) as emu:
+        async with _client(emu, audit_interval=None) as data:
+            events: list[MarketDataEvent] = []
+            data.add_handler(events.append)
+            await data.subscribe_trades("BTC-USD")
+            await data.subscribe_markets()
+            await data.subscribe_candles("BTC-USD", "1MIN")
+            await data.subscribe_block_height()
+            await _until(
+                lambda: (
+                    {TradeEvent, OraclePriceEvent, CandleEvent, BlockHeightEvent}
+                    <= {type(e) for e in events if not (isinstance(e, TradeEvent) and e.snapshot)}
+                )
+            )
+    heights = [e.height for e in events if isinstance(e, BlockHeightEvent)]
+    assert heights == sorted(heights)
+    live = [t for e in events if isinstance(e, TradeEvent) and not e.snapshot for t in e.trades]
+    assert all(t.price > 0 and t.size > 0 for t in live)
+
+
+async def test_first_book_update_arrives_soon_after_the_handshake() -> None:
+    """Generous bound; the measured figure is in BENCHMARKS.md."""
+    async with Emulator(port=0, block_time=0.05, seed=2, rate_limit=None) as emu:
+        ws = WsClient(emu.ws_url)
+        loop = asyncio.get_running_loop()
+        first: list[float] = []
+        ws.add_callback(
+            lambda msg: (
+                first.append(loop.time())
+                if isinstance(msg, OrderbookSubscribed | OrderbookUpdate) and not first
+                else None
+            )
+        )
+        await ws.connect()
+        handshake_done = loop.time()
+        await ws.subscribe("v4_orderbook", "BTC-USD")
+        await _until(lambda: bool(first), limit=5)
+        await ws.close()
+    assert first[0] - handshake_done < 2.0

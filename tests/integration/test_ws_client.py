@@ -1,0 +1,187 @@
+"""WsClient over real sockets against the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+from _emulator import control
+
+from nautilus_dydx.core.errors import ConfigError, ConnectError, SubscriptionError
+from nautilus_dydx.emulator.app import Emulator
+from nautilus_dydx.schemas.stream import (
+    Channel,
+    Connected,
+    MarketStreamMsg,
+    OrderbookSubscribed,
+    OrderbookUpdate,
+    Reconnected,
+    Reconnecting,
+)
+from nautilus_dydx.transport.ws import WsClient
+
+
+async def _until(predicate, limit: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def emu():  # type: ignore[no-untyped-def]
+    async with Emulator(port=0, block_time=0.05, seed=7, rate_limit=None) as emulator:
+        yield emulator
+
+
+async def test_snapshot_then_updates_in_order(emu: Emulator) -> None:
+    async with WsClient(emu.ws_url) as ws:
+        await ws.subscribe(Channel.ORDERBOOK, "BTC-USD")
+        received: list[MarketStreamMsg] = []
+        async for msg in ws:
+            received.append(msg)
+            if len(received) >= 20:
+                break
+    assert isinstance(received[0], Connected)
+    assert isinstance(received[1], OrderbookSubscribed)
+    updates = [m for m in received if isinstance(m, OrderbookUpdate)]
+    assert updates
+    ids = [m.message_id for m in received[1:] if isinstance(m, OrderbookSubscribed | OrderbookUpdate)]
+    assert ids == sorted(ids)
+
+
+async def test_tcp_nodelay_is_on(emu: Emulator) -> None:
+    async with WsClient(emu.ws_url) as ws:
+        conn = ws._connections[0]
+        assert conn.ws is not None
+        sock = conn.ws.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+async def test_reconnect_replays_subscriptions_after_drop(emu: Emulator) -> None:
+    events: list[MarketStreamMsg] = []
+    async with WsClient(emu.ws_url) as ws:
+        ws.add_callback(events.append)
+        await ws.subscribe(Channel.ORDERBOOK, "BTC-USD")
+        await _until(lambda: any(isinstance(e, OrderbookSubscribed) for e in events))
+        await control(emu, "POST", "/emulator/faults/ws/drop", {})
+        await _until(lambda: sum(isinstance(e, OrderbookSubscribed) for e in events) >= 2)
+        assert ws.stats.reconnects == 1
+    kinds = [type(e) for e in events]
+    assert Reconnecting in kinds
+    assert Reconnected in kinds
+    # The replayed snapshot comes after the reconnect announcement.
+    assert kinds.index(Reconnecting) < len(kinds) - 1 - kinds[::-1].index(OrderbookSubscribed)
+
+
+async def test_watchdog_reconnects_a_stalled_socket(emu: Emulator) -> None:
+    events: list[MarketStreamMsg] = []
+    async with WsClient(emu.ws_url, watchdog_timeout=0.4) as ws:
+        ws.add_callback(events.append)
+        await ws.subscribe(Channel.ORDERBOOK, "ETH-USD")
+        await _until(lambda: any(isinstance(e, OrderbookSubscribed) for e in events))
+        await control(emu, "POST", "/emulator/faults/ws/stall", {"seconds": 3})
+        await _until(lambda: ws.stats.watchdog_trips >= 1, limit=15)
+        await _until(lambda: sum(isinstance(e, OrderbookSubscribed) for e in events) >= 2, limit=15)
+
+
+async def test_internal_error_resubscribes_on_the_same_socket(emu: Emulator) -> None:
+    events: list[MarketStreamMsg] = []
+    async with WsClient(emu.ws_url) as ws:
+        ws.add_callback(events.append)
+        await ws.subscribe(Channel.ORDERBOOK, "BTC-USD")
+        await _until(lambda: any(isinstance(e, OrderbookSubscribed) for e in events))
+        await control(
+            emu, "POST", "/emulator/faults/ws/internal-error", {"channel": "v4_orderbook", "id": "BTC-USD"}
+        )
+        await _until(lambda: sum(isinstance(e, OrderbookSubscribed) for e in events) >= 2)
+        assert ws.stats.resubscribes == 1
+        assert ws.stats.reconnects == 0
+
+
+async def test_rapid_resubscribe_keeps_to_the_server_rule(emu: Emulator) -> None:
+    """Five subscribe attempts in a row would get the socket closed (1008) without the throttle."""
+    events: list[MarketStreamMsg] = []
+    async with WsClient(emu.ws_url) as ws:
+        ws.add_callback(events.append)
+        for _ in range(4):
+            await ws.subscribe(Channel.TRADES, "BTC-USD")
+            await ws.unsubscribe(Channel.TRADES, "BTC-USD")
+        await ws.subscribe(Channel.TRADES, "BTC-USD")
+        await asyncio.sleep(0.3)
+        assert ws.stats.reconnects == 0
+        assert not any(isinstance(e, Reconnecting) for e in events)
+
+
+async def test_subscriptions_are_spread_over_sockets(emu: Emulator) -> None:
+    events: list[MarketStreamMsg] = []
+    async with WsClient(emu.ws_url, channel_limits={Channel.ORDERBOOK: 2}) as ws:
+        ws.add_callback(events.append)
+        for ticker in ("BTC-USD", "ETH-USD", "SOL-USD"):
+            await ws.subscribe(Channel.ORDERBOOK, ticker)
+        await _until(lambda: sum(isinstance(e, OrderbookSubscribed) for e in events) == 3)
+        assert ws.connection_count == 2
+        assert {e.id for e in events if isinstance(e, OrderbookSubscribed)} == {
+            "BTC-USD",
+            "ETH-USD",
+            "SOL-USD",
+        }
+
+
+async def test_double_subscribe_is_a_typed_error(emu: Emulator) -> None:
+    async with WsClient(emu.ws_url) as ws:
+        await ws.subscribe(Channel.ORDERBOOK, "BTC-USD")
+        with pytest.raises(SubscriptionError):
+            await ws.subscribe(Channel.ORDERBOOK, "BTC-USD")
+
+
+async def test_bad_subscription_and_url_are_config_errors() -> None:
+    with pytest.raises(ConfigError):
+        WsClient("http://127.0.0.1:1/v4/ws")
+    ws = WsClient("ws://127.0.0.1:1/v4/ws")
+    with pytest.raises(ConfigError):
+        await ws.subscribe("v4_nope", "BTC-USD")
+    await ws.close()
+
+
+async def test_connection_refused_is_a_connect_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ws = WsClient(f"ws://127.0.0.1:{port}/v4/ws")
+    with pytest.raises(ConnectError):
+        await ws.connect()
+    await ws.close()
+
+
+async def test_failing_callback_is_counted_not_raised(emu: Emulator) -> None:
+    def boom(msg: MarketStreamMsg) -> None:
+        raise RuntimeError("handler bug")
+
+    seen: list[MarketStreamMsg] = []
+    async with WsClient(emu.ws_url) as ws:
+        ws.add_callback(boom)
+        ws.add_callback(seen.append)
+        await ws.subscribe(Channel.ORDERBOOK, "BTC-USD")
+        await _until(lambda: any(isinstance(e, OrderbookSubscribed) for e in seen))
+        assert ws.stats.callback_errors >= 1
+
+
+async def test_iteration_ends_on_close(emu: Emulator) -> None:
+    ws = WsClient(emu.ws_url)
+    await ws.connect()
+    await ws.subscribe(Channel.ORDERBOOK, "BTC-USD")
+
+    async def consume() -> int:
+        n = 0
+        async for _ in ws:
+            n += 1
+        return n
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.2)
+    await ws.close()
+    assert await asyncio.wait_for(task, 5) > 0
