@@ -34,6 +34,7 @@ import logging
 import queue
 import ssl as ssl_module
 import threading
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -105,6 +106,7 @@ class _Unset:
 
 
 _DEFAULT: Final = _Unset()
+_POLL: Final = 0.25
 Timeout = float | None | _Unset
 
 
@@ -477,10 +479,7 @@ class SyncStream(Iterator[T]):
             return _END
         self._runner.check_caller()
         self._start()
-        try:
-            item = self._items.get(timeout=timeout)
-        except queue.Empty:
-            raise TransportTimeout(f"{self._name}: nothing within {timeout} s") from None
+        item = self._wait_item(timeout)
         if self._stopped.is_set():  # closed by another thread while we waited
             return _END
         if isinstance(item, _End):
@@ -491,6 +490,25 @@ class SyncStream(Iterator[T]):
             raise item.error
         self._release()
         return item  # type: ignore[return-value]
+
+    def _wait_item(self, timeout: float | None) -> object:
+        # Waits in slices: a pump cancelled before its first step (the runner closed under us) never
+        # queues its end marker, and a reader must not wait for it forever.
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = _POLL if deadline is None else min(_POLL, max(deadline - time.monotonic(), 0.0))
+            try:
+                return self._items.get(timeout=wait)
+            except queue.Empty:
+                pass
+            future = self._future
+            if future is not None and future.done():
+                try:
+                    return self._items.get_nowait()
+                except queue.Empty:
+                    return _END
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TransportTimeout(f"{self._name}: nothing within {timeout} s")
 
     def _release(self) -> None:
         credits = self._credits
@@ -1023,7 +1041,11 @@ class SyncWsClient(SyncFacade[WsClient]):
         self._messages_lock = threading.Lock()
 
     def __enter__(self) -> Self:
-        self.connect()
+        try:
+            self.connect()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     @property

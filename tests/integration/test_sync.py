@@ -449,3 +449,25 @@ def test_stream_timeout_leaves_it_usable_and_close_wakes_a_reader() -> None:
 def test_stream_rejects_a_zero_bound() -> None:
     with LoopRunner() as runner, pytest.raises(ConfigError):
         SyncStream(runner, lambda: _counting(1, [0]), maxsize=0)
+
+
+def test_runner_closed_under_a_waiting_reader_ends_the_stream() -> None:
+    runner = LoopRunner()
+    gate = threading.Event()
+    runner.loop.call_soon_threadsafe(gate.wait, 10)  # hold the loop so the pump cannot take a step
+    stream: SyncStream[int] = SyncStream(runner, lambda: _counting(3, [0]))
+    results: list[Any] = []
+    reader = threading.Thread(target=lambda: results.append(list(stream.items(timeout=None))))
+    reader.start()
+    for _ in range(1000):
+        if stream._future is not None:
+            break
+        threading.Event().wait(0.01)
+    assert stream._future is not None
+    # The stop lands before the pump's first step, so the pump is cancelled without ever running.
+    runner.loop.call_soon_threadsafe(runner.loop.stop)
+    gate.set()
+    runner.close()
+    reader.join(10)
+    assert not reader.is_alive()
+    assert results == [[]]
