@@ -171,7 +171,10 @@ async def stream(
     ``on_event`` sees every event as it arrives (synchronously, on the loop); ``on_tick(data, final)``
     runs every ``refresh`` seconds and once more, with ``final=True``, at the end.
     """
-    async with DataClient.from_config(config) as data:
+    data = DataClient.from_config(config)
+    try:
+        # Not ``async with``: a failed first connect must still close the transports' sessions.
+        await data.start()
         await check_markets(data, tickers)
         data.add_handler(lambda event: on_event(data, event))
         for ticker in tickers:
@@ -192,6 +195,8 @@ async def stream(
                 on_tick(data, False)
         if on_tick is not None:
             on_tick(data, True)
+    finally:
+        await data.close()
 
 
 def run_command(name: str, main: Callable[[asyncio.Event], Awaitable[None]]) -> int:
