@@ -94,20 +94,44 @@ class OursUnavailable(Exception):
 # -- (a) the floor --------------------------------------------------------------------------------
 
 
+class _FloorLevel(msgspec.Struct, gc=False):
+    price: str
+    size: str
+
+
+class _FloorTrade(msgspec.Struct, gc=False):
+    side: str
+    size: str
+    price: str
+    createdAt: str  # noqa: N815 - the wire name
+    id: str | None = None
+    type: str | None = None
+
+
+class _FloorContents(msgspec.Struct, gc=False):
+    bids: list[tuple[str, str] | _FloorLevel] = []
+    asks: list[tuple[str, str] | _FloorLevel] = []
+    trades: list[_FloorTrade] = []
+
+
 class _FloorFrame(msgspec.Struct, gc=False):
-    """The least a consumer must read to route a frame; ``contents`` is skipped, not built."""
+    """Every frame decoded in one pass into typed Structs, contents included, and nothing more:
+    the least work any consumer that reads the data must do."""
 
     type: str
     message_id: int
+    connection_id: str
     channel: str | None = None
     id: str | None = None
+    version: str | None = None
+    contents: _FloorContents | list[_FloorContents] | None = None
 
 
 _FLOOR_DECODER = msgspec.json.Decoder(_FloorFrame)
 
 
 def run_floor(frames: Sequence[bytes]) -> dict[str, Any]:
-    """Decode every frame into a minimal Struct and nothing else.
+    """Decode every frame, contents included, into typed Structs and do nothing else.
 
     Args:
         frames: The stream.
@@ -123,6 +147,15 @@ def run_floor(frames: Sequence[bytes]) -> dict[str, Any]:
 
 
 # -- (c) ours -------------------------------------------------------------------------------------
+
+
+def _ticker_of(frames: Sequence[bytes]) -> str:
+    """The market of the stream's order-book subscription."""
+    for raw in frames[:8]:
+        head = msgspec.json.decode(raw)
+        if head.get("channel") == "v4_orderbook" and head.get("id"):
+            return str(head["id"])
+    return "BTC-USD"
 
 
 def run_ours(frames: Sequence[bytes], tick_size: str = "1", step_size: str = "0.0001") -> dict[str, Any]:
@@ -145,58 +178,37 @@ def run_ours(frames: Sequence[bytes], tick_size: str = "1", step_size: str = "0.
             or lacks what is used here.
     """
     try:
-        from nautilus_dydx.core.book import OrderBook, Side
-        from nautilus_dydx.schemas.stream import (
-            OrderbookBatch,
-            OrderbookSubscribed,
-            OrderbookUpdate,
-            TradesUpdate,
-            decode_stream_message,
-        )
+        from nautilus_dydx.core.stream import StreamProtocol
+        from nautilus_dydx.services.data import DataClient, Quote, TradeEvent
+        from nautilus_dydx.transport.http import HttpClient
+        from nautilus_dydx.transport.ws import WsClient
     except ImportError as exc:
         raise OursUnavailable(f"{exc}") from exc
 
-    book = OrderBook(tick_size, step_size)
-    apply_levels = book.apply_levels
-    uncross = book.uncross
-    best_bid = book.best_bid
-    best_ask = book.best_ask
-    bid, ask = Side.BID, Side.ASK
-    last_top: tuple[object, object] | None = None
-    quotes = book_frames = trades = 0
+    # The real DataClient pipeline, fed frame by frame: StreamProtocol decode -> DataClient ->
+    # OrderBook (apply, uncross) -> BookDeltas / BookRepair / Quote events to a handler. The
+    # transports are built but never connected: feed() is the same entry the live socket uses.
+    data = DataClient(
+        HttpClient("http://127.0.0.1:9"), WsClient("ws://127.0.0.1:9/v4/ws"), audit_interval=None
+    )
+    ticker = _ticker_of(frames)
+    book = data.track_book(ticker, tick_size, step_size)
+    counts = {"quotes": 0, "trades": 0}
+
+    def on_event(event: object) -> None:
+        kind = type(event)
+        if kind is Quote:
+            counts["quotes"] += 1
+        elif kind is TradeEvent:
+            counts["trades"] += len(event.trades)  # type: ignore[attr-defined]
+
+    data.add_handler(on_event)
+    receive = StreamProtocol().receive
+    feed = data.feed
     for raw in frames:
-        # Dispatch is on the exact type (cheaper than isinstance chains); Any spares casts per branch.
-        msg: Any = decode_stream_message(raw)
-        kind = type(msg)
-        if kind is OrderbookUpdate:
-            contents = msg.contents
-            offset = msg.message_id
-            if contents.bids:
-                apply_levels(bid, contents.bids, offset)
-            if contents.asks:
-                apply_levels(ask, contents.asks, offset)
-            uncross()
-        elif kind is OrderbookBatch:
-            offset = msg.message_id
-            for contents in msg.contents:
-                if contents.bids:
-                    apply_levels(bid, contents.bids, offset)
-                if contents.asks:
-                    apply_levels(ask, contents.asks, offset)
-            uncross()
-        elif kind is OrderbookSubscribed:
-            snapshot = msg.contents
-            book.apply_snapshot(snapshot.bids, snapshot.asks, offset=msg.message_id)
-        elif kind is TradesUpdate:
-            trades += len(msg.contents.trades)
-            continue
-        else:
-            continue
-        book_frames += 1
-        top = (best_bid(), best_ask())
-        if top != last_top:
-            last_top = top
-            quotes += 1
+        feed(receive(raw))
+    quotes, trades = counts["quotes"], counts["trades"]
+    book_frames = data.metrics.book_messages
     bb, ba = book.best_bid(), book.best_ask()
     final = {
         "best_bid": None if bb is None else _norm(book.format_price(bb[0])),

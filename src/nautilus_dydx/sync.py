@@ -54,6 +54,7 @@ from nautilus_dydx.core.config import DydxConfig
 from nautilus_dydx.core.errors import ConfigError, DydxError, TransportTimeout
 from nautilus_dydx.core.retry import ExponentialBackoff, RetryPolicy
 from nautilus_dydx.schemas.stream import MarketStreamMsg
+from nautilus_dydx.services.data import DataClient, MarketDataEvent
 from nautilus_dydx.transport.http import DEFAULT_USER_AGENT, HttpClient
 from nautilus_dydx.transport.ratelimit import AsyncRateLimiter
 from nautilus_dydx.transport.ws import WsClient, WsStats
@@ -63,6 +64,7 @@ __all__ = [
     "BlockingIterator",
     "BlockingMethod",
     "LoopRunner",
+    "SyncDataClient",
     "SyncError",
     "SyncFacade",
     "SyncHttpClient",
@@ -1107,3 +1109,85 @@ class SyncWsClient(SyncFacade[WsClient]):
 
 def _ws_iter(ws: WsClient) -> AsyncIterator[MarketStreamMsg]:
     return aiter(ws)
+
+
+class SyncDataClient(SyncFacade[DataClient]):
+    """A blocking :class:`~nautilus_dydx.services.data.DataClient` for scripts and notebooks.
+
+    The client and its books live on the runner's loop thread; read a book through :meth:`top`
+    (which copies it on that thread), never by touching the ``OrderBook`` from another thread.
+
+    Example::
+
+        with SyncDataClient(DydxConfig.local()) as data:
+            data.subscribe_book("BTC-USD")
+            for event in data.events(timeout=30):
+                ...
+    """
+
+    def __init__(
+        self,
+        config: DydxConfig,
+        *,
+        runner: LoopRunner | None = None,
+        call_timeout: float | None = None,
+        buffer: int = 10_000,
+        audit_interval: float | None = 30.0,
+    ) -> None:
+        def build() -> DataClient:
+            return DataClient.from_config(config, audit_interval=audit_interval)
+
+        super().__init__(build, runner=runner, call_timeout=call_timeout, stream_maxsize=buffer)
+        self._events: SyncStream[MarketDataEvent] | None = None
+        self._events_lock = threading.Lock()
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    start = blocking(DataClient.start)
+    subscribe_trades = blocking(DataClient.subscribe_trades)
+    subscribe_markets = blocking(DataClient.subscribe_markets)
+    subscribe_candles = blocking(DataClient.subscribe_candles)
+    subscribe_block_height = blocking(DataClient.subscribe_block_height)
+    resync = blocking(DataClient.resync)
+    audit = blocking(DataClient.audit)
+
+    def subscribe_book(self, ticker: str) -> None:
+        """Maintain the book of ``ticker`` (read it with :meth:`top`)."""
+        self.call(lambda data: data.subscribe_book(ticker))
+
+    def top(self, ticker: str, depth: int = 10) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """The best ``depth`` levels of each side as exact decimal strings, best first."""
+
+        async def read(data: DataClient) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+            book = data.book(ticker)
+            bids, asks = book.top(depth)
+            fp, fs = book.format_price, book.format_size
+            return [(fp(p), fs(q)) for p, q in bids], [(fp(p), fs(q)) for p, q in asks]
+
+        return self.call(read)
+
+    def is_synced(self, ticker: str) -> bool:
+        """Whether the book of ``ticker`` is built and trusted."""
+
+        async def read(data: DataClient) -> bool:
+            return data.is_synced(ticker)
+
+        return self.call(read)
+
+    def events(self, timeout: Timeout = _DEFAULT) -> Iterator[MarketDataEvent]:
+        """Every market-data event in order, blocking; ends when the client closes."""
+        with self._events_lock:
+            if self._events is None:
+                self._events = self.stream(_data_iter, name="data events")
+            stream = self._events
+        return stream.items(timeout)
+
+
+def _data_iter(data: DataClient) -> AsyncIterator[MarketDataEvent]:
+    return aiter(data)

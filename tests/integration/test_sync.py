@@ -471,3 +471,20 @@ def test_runner_closed_under_a_waiting_reader_ends_the_stream() -> None:
     reader.join(10)
     assert not reader.is_alive()
     assert results == [[]]
+
+
+def test_sync_data_client_reads_a_verified_book(emulator: EmulatorThread) -> None:
+    from decimal import Decimal
+
+    from nautilus_dydx.services.data import BookSnapshot
+    from nautilus_dydx.sync import SyncDataClient
+
+    port = int(emulator.emu.indexer_url.rsplit(":", 1)[1])
+    with SyncDataClient(DydxConfig.local(port=port), call_timeout=10, audit_interval=None) as data:
+        data.subscribe_book("BTC-USD")
+        first = next(iter(data.events(timeout=10)))
+        assert isinstance(first, BookSnapshot)
+        assert data.is_synced("BTC-USD")
+        bids, asks = data.top("BTC-USD", depth=5)
+        if bids and asks:
+            assert Decimal(bids[0][0]) < Decimal(asks[0][0])

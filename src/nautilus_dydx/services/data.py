@@ -349,7 +349,12 @@ class DataClient:
             raise ConfigError("DataClient is closed")
         if self._remove_ws_callback is None:
             self._remove_ws_callback = self.ws.add_callback(self._on_message)
-        await self.ws.connect()
+        try:
+            await self.ws.connect()
+        except BaseException:
+            # ``async with`` never reaches __aexit__ when start fails: release what we own now.
+            await self.close()
+            raise
         if self._audit_interval is not None and self._audit_task is None:
             self._audit_task = asyncio.create_task(self._audit_loop(), name="dydx-book-audit")
 
@@ -397,6 +402,28 @@ class DataClient:
 
     async def subscribe_block_height(self) -> None:
         await self.ws.subscribe(Channel.BLOCK_HEIGHT)
+
+    def track_book(self, ticker: str, tick_size: Decimal | str, step_size: Decimal | str) -> OrderBook:
+        """Keep a book for ``ticker`` without subscribing (for :meth:`feed`-driven replays).
+
+        Returns:
+            The (empty) book; the next ``v4_orderbook`` snapshot fed for ``ticker`` builds it.
+        """
+        entry = self._books.get(ticker)
+        if entry is None:
+            entry = self._books[ticker] = _Book(
+                OrderBook(tick_size, step_size, market=ticker), _State.SUBSCRIBING
+            )
+        return entry.book
+
+    def feed(self, msg: MarketStreamMsg) -> None:
+        """Process one decoded stream message as if it came from the WebSocket.
+
+        The live client calls this for every message; call it yourself to replay a recorded stream
+        (decode each frame with :class:`~nautilus_dydx.core.stream.StreamProtocol`) through the same
+        verified book pipeline, e.g. in a backtest or a benchmark.
+        """
+        self._on_message(msg)
 
     def book(self, ticker: str) -> OrderBook:
         """The local book of a subscribed market.
