@@ -7,6 +7,7 @@ Shapes, validation texts, pagination and ordering quirks follow the real server;
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import re
 import time
@@ -443,9 +444,14 @@ class RestApi:
         before_height: int | None = None,
         before: dt.datetime | None = None,
     ) -> Json:
+        table = self.store.trades.get(market.clob_pair_id, ())
+        if page is None and before_height is None and before is None:
+            # Rows are appended in chain order, so newest first is a reverse walk of `limit` rows.
+            newest = [self.store.render_trade(t) for t in itertools.islice(reversed(table), limit)]
+            return {"trades": newest}
         rows: list[TradeRow] = [
             t
-            for t in self.store.trades.get(market.clob_pair_id, ())
+            for t in table
             if (before_height is None or t.height <= before_height) and (before is None or t.time <= before)
         ]
         if page is None:

@@ -553,8 +553,8 @@ class WsHub:
                     conn.pong.set()
                 elif msg.type == WSMsgType.ERROR:
                     break
-        except (ConnectionError, asyncio.CancelledError):
-            pass
+        except ConnectionError:
+            log.debug("ws %s: connection lost", conn.id)
         finally:
             self._forget(conn)
         return ws
