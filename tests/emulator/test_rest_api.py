@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from nautilus_dydx.emulator.app import Emulator
-from nautilus_dydx.emulator.events import OrderKey, OrderSnapshot
+from nautilus_dydx.emulator.events import OrderKey, OrderSnapshot, SubaccountRef
 
 ALICE = "dydx1alice000000000000000000000000000000000"
 BOB = "dydx1bob00000000000000000000000000000000000"
@@ -362,3 +362,39 @@ async def test_no_rate_limit(emu: Emulator, http: aiohttp.ClientSession) -> None
         async with http.get(emu.indexer_url + "/v4/height") as resp:
             assert resp.status == 200
             assert "RateLimit-Limit" not in resp.headers
+
+
+async def test_parent_subaccount_routes(emu: Emulator, http: aiohttp.ClientSession) -> None:
+    for number in (0, 128):
+        async with http.post(
+            emu.indexer_url + "/faucet/tokens",
+            json={"address": ALICE, "subaccountNumber": number, "amount": 100},
+        ) as resp:
+            assert resp.status == 202
+    emu.produce_block()
+    emu.engine.transfer(SubaccountRef(ALICE, 0), SubaccountRef(ALICE, 128), 5_000_000)
+    emu.produce_block()
+    status, body = await get(http, emu, f"/v4/addresses/{ALICE}/parentSubaccountNumber/0")
+    parent = body["subaccount"]
+    assert [c["subaccountNumber"] for c in parent["childSubaccounts"]] == [0, 128]
+    assert parent["equity"] == "200"
+    q = f"?address={ALICE}&parentSubaccountNumber=0"
+    status, body = await get(http, emu, "/v4/transfers/parentSubaccountNumber" + q)
+    assert status == 200
+    # The transfer between two children of the same parent is not listed; sender/recipient carry parents.
+    assert [t["type"] for t in body["transfers"]] == ["DEPOSIT", "DEPOSIT"]
+    assert body["transfers"][0]["recipient"] == {"address": ALICE, "parentSubaccountNumber": 0}
+    status, body = await get(http, emu, f"/v4/transfers?address={ALICE}&subaccountNumber=128")
+    assert {t["type"] for t in body["transfers"]} == {"DEPOSIT", "TRANSFER_IN"}
+    status, body = await get(http, emu, "/v4/assetPositions/parentSubaccountNumber" + q)
+    assert sorted(p["size"] for p in body["positions"]) == ["105", "95"]
+    for route in ("orders", "fills", "perpetualPositions", "historical-pnl"):
+        status, body = await get(http, emu, f"/v4/{route}/parentSubaccountNumber" + q)
+        assert status == 200, route
+    status, body = await get(
+        http, emu, f"/v4/orders/parentSubaccountNumber?address={ALICE}&parentSubaccountNumber=128"
+    )
+    assert status == 400
+    assert body["errors"][0]["msg"] == "parentSubaccountNumber must be a non-negative integer less than 128"
+    assert await get(http, emu, f"/v4/screen?address={ALICE}") == (200, {"restricted": False, "reason": ""})
+    assert await get(http, emu, f"/v4/compliance/screen/{ALICE}") == (200, {"status": "COMPLIANT"})
