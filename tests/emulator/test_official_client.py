@@ -93,6 +93,8 @@ def _order(client_id: int, side: str, subticks: int, gtb: int, tif: str) -> Orde
     )
 
 
+# The first run creates the virtualenv and installs from PyPI: allow for a slow registry.
+@pytest.mark.timeout(900)
 async def test_official_client_reads_the_emulator(official_python: Path) -> None:
     async with Emulator(block_time=0.1, seed=3, markets=["BTC-USD", "ETH-USD"], batch_interval=0.1) as emu:
         args = (emu.indexer_url, emu.ws_url, ADDRESS)
