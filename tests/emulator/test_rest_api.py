@@ -398,3 +398,30 @@ async def test_parent_subaccount_routes(emu: Emulator, http: aiohttp.ClientSessi
     assert body["errors"][0]["msg"] == "parentSubaccountNumber must be a non-negative integer less than 128"
     assert await get(http, emu, f"/v4/screen?address={ALICE}") == (200, {"restricted": False, "reason": ""})
     assert await get(http, emu, f"/v4/compliance/screen/{ALICE}") == (200, {"status": "COMPLIANT"})
+
+
+async def test_candle_window_and_sparklines(emu: Emulator, http: aiohttp.ClientSession) -> None:
+    await fund(http, emu, ALICE)
+    await fund(http, emu, BOB)
+    for i in range(3):  # hour-long blocks: one 1MIN candle per block
+        h = emu.engine.height
+        price = btc_subticks(emu, 0)
+        emu.engine.place_order(order(ALICE, 300 + i, "SELL", 1_000_000, price, gtb=h + 5))
+        emu.engine.place_order(order(BOB, 400 + i, "BUY", 1_000_000, price, gtb=h + 5, tif="IOC"))
+        emu.produce_block()
+    base = "/v4/candles/perpetualMarkets/BTC-USD?resolution=1MIN"
+    status, body = await get(http, emu, base)
+    starts = [c["startedAt"] for c in body["candles"]]
+    assert len(starts) == 3
+    assert starts == sorted(starts, reverse=True)
+    status, body = await get(http, emu, base + f"&fromISO={starts[1]}&toISO={starts[0]}")
+    assert [c["startedAt"] for c in body["candles"]] == [starts[1]]  # fromISO inclusive, toISO exclusive
+    status, body = await get(http, emu, "/v4/sparklines?timePeriod=SEVEN_DAYS")
+    assert status == 200
+    assert len(body["BTC-USD"]) >= 1
+    assert body["ETH-USD"] == []
+    status, body = await get(http, emu, "/v4/sparklines?timePeriod=ONE_WEEK")
+    assert status == 400
+    assert body["errors"][0]["param"] == "timePeriod"
+    status, body = await get(http, emu, "/v4/historicalFunding/NOPE-USD")
+    assert status == 400
