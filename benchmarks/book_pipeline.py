@@ -103,7 +103,7 @@ class _FloorTrade(msgspec.Struct, gc=False):
     side: str
     size: str
     price: str
-    createdAt: str  # noqa: N815 - the wire name
+    createdAt: str
     id: str | None = None
     type: str | None = None
 

@@ -8,8 +8,6 @@ import contextlib
 import logging
 import signal
 
-from nautilus_dydx.emulator.app import Emulator
-
 __all__ = ["add_arguments", "run"]
 
 
@@ -28,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def _serve(args: argparse.Namespace) -> None:
     markets = [t.strip() for t in args.markets.split(",") if t.strip()] if args.markets else None
+    # Imported here so that `nautilus-dydx --help` and the other commands never load the emulator.
+    from nautilus_dydx.emulator.app import Emulator
+
     emulator = Emulator(
         host=args.host,
         port=args.port,
