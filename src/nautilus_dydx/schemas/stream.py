@@ -37,6 +37,7 @@ import msgspec
 from msgspec import Raw, Struct, field
 
 from nautilus_dydx.core.errors import DecodeError
+from nautilus_dydx.schemas.rest import CandleResolution  # one definition for REST and WS
 
 __all__ = [
     "AssetPosition",
@@ -135,18 +136,6 @@ _CHANNEL_LIMITS: dict[Channel, int] = {
     Channel.PARENT_SUBACCOUNTS: 256,
     Channel.BLOCK_HEIGHT: 1,
 }
-
-
-class CandleResolution(enum.StrEnum):
-    """Candle resolutions accepted by ``v4_candles`` ids (``TICKER/RESOLUTION``)."""
-
-    ONE_MINUTE = "1MIN"
-    FIVE_MINUTES = "5MINS"
-    FIFTEEN_MINUTES = "15MINS"
-    THIRTY_MINUTES = "30MINS"
-    ONE_HOUR = "1HOUR"
-    FOUR_HOURS = "4HOURS"
-    ONE_DAY = "1DAY"
 
 
 # ---------------------------------------------------------------------------------------------
