@@ -1,8 +1,9 @@
-"""The running emulator: chain engine + indexer (REST and WebSocket on one port) + control API.
+"""The running emulator: chain engine, indexer (REST and WebSocket on one port), control API and the
+validator gRPC server (on its own port).
 
 Example:
     >>> async with Emulator(block_time=0.05) as emu:   # doctest: +SKIP
-    ...     print(emu.indexer_url, emu.ws_url)
+    ...     print(emu.indexer_url, emu.ws_url, emu.grpc_target)
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from nautilus_dydx.emulator.indexer.control import ControlApi
 from nautilus_dydx.emulator.indexer.rest import RestApi
 from nautilus_dydx.emulator.indexer.store import IndexerStore
 from nautilus_dydx.emulator.indexer.ws import WsHub
+from nautilus_dydx.emulator.params import CHAIN_ID
+from nautilus_dydx.emulator.validator.server import ValidatorServer
 
 __all__ = ["Emulator", "EmulatorConfig"]
 
@@ -36,6 +39,8 @@ class EmulatorConfig:
     host: str = "127.0.0.1"
     port: int = 0
     grpc_port: int = 0
+    grpc_tls: bool = False
+    chain_id: str = CHAIN_ID
     block_time: float = 0.5
     seed: int = 0
     markets: tuple[str, ...] | None = None
@@ -48,12 +53,15 @@ class EmulatorConfig:
 
 
 class Emulator:
-    """A local dYdX v4 venue: chain engine, indexer REST + WebSocket, control API and faucet.
+    """A local dYdX v4 venue: chain engine, indexer REST + WebSocket, validator gRPC, control API, faucet.
 
     Args:
         host: interface to bind.
         port: port of the indexer (REST and WS on one server); 0 picks a free one.
-        grpc_port: reserved for the validator gRPC server (not served yet: ``grpc_target`` is None).
+        grpc_port: port of the validator gRPC server; 0 picks a free one (see ``grpc_target``).
+        grpc_tls: serve gRPC over TLS with a self-signed certificate made at start
+            (``grpc_certificate_pem`` is what clients must trust).
+        chain_id: chain id of the emulated network (what signatures must commit to).
         block_time: seconds between blocks.
         seed: seeds the engine's oracle walk and the synthetic traders.
         markets: tickers to list (engine default when None).
@@ -71,6 +79,8 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         grpc_port: int = 0,
+        grpc_tls: bool = False,
+        chain_id: str = CHAIN_ID,
         block_time: float = 0.5,
         seed: int = 0,
         markets: Sequence[str] | None = None,
@@ -87,6 +97,8 @@ class Emulator:
             host=host,
             port=port,
             grpc_port=grpc_port,
+            grpc_tls=grpc_tls,
+            chain_id=chain_id,
             block_time=block_time,
             seed=seed,
             markets=tuple(markets) if markets is not None else None,
@@ -112,10 +124,14 @@ class Emulator:
             pong_timeout=ws_pong_timeout,
             batch_interval=batch_interval,
         )
+        self.validator = ValidatorServer(
+            self.engine, host=host, port=grpc_port, chain_id=chain_id, tls=grpc_tls
+        )
         self.control = ControlApi(self, self.indexer, self.rest, self.hub)
         self.engine.add_sink(self.indexer.apply)
         self.synthetic: Any = None
         self.paused = False
+        self.blocks_paused = False
         self.grpc_target: str | None = None
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
@@ -128,6 +144,8 @@ class Emulator:
             host=config.host,
             port=config.port,
             grpc_port=config.grpc_port,
+            grpc_tls=config.grpc_tls,
+            chain_id=config.chain_id,
             block_time=config.block_time,
             seed=config.seed,
             markets=config.markets,
@@ -150,6 +168,11 @@ class Emulator:
     def ws_url(self) -> str:
         """``ws://HOST:PORT/v4/ws``."""
         return f"ws://{self.config.host}:{self._require_port()}/v4/ws"
+
+    @property
+    def grpc_certificate_pem(self) -> bytes | None:
+        """The self-signed certificate of the gRPC server in TLS mode (None in plaintext mode)."""
+        return self.validator.certificate_pem
 
     def _require_port(self) -> int:
         if self.port is None:
@@ -183,9 +206,16 @@ class Emulator:
         assert server is not None
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.config.port
+        try:
+            await self.validator.start()
+        except BaseException:
+            await runner.cleanup()
+            self._runner = None
+            raise
+        self.grpc_target = self.validator.target
         self.hub.start()
         self._block_task = asyncio.get_running_loop().create_task(self._block_loop())
-        log.info("emulator up: %s (ws %s)", self.indexer_url, self.ws_url)
+        log.info("emulator up: %s (ws %s, grpc %s)", self.indexer_url, self.ws_url, self.grpc_target)
 
     def produce_block(self) -> int:
         """Produce one block now (and let the synthetic traders act unless paused)."""
@@ -200,6 +230,8 @@ class Emulator:
         while True:
             next_at += self.config.block_time
             await asyncio.sleep(max(next_at - loop.time(), 0))
+            if self.blocks_paused:
+                continue
             try:
                 self.produce_block()
             except Exception:
@@ -214,6 +246,8 @@ class Emulator:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._block_task
             self._block_task = None
+        await self.validator.stop()
+        self.grpc_target = None
         await self.hub.shutdown()
         if self._runner is not None:
             await self._runner.cleanup()

@@ -22,6 +22,7 @@ from nautilus_dydx.emulator.indexer.ws import book_checksum
 if TYPE_CHECKING:
     from nautilus_dydx.emulator.indexer.rest import RestApi
     from nautilus_dydx.emulator.indexer.ws import WsHub
+    from nautilus_dydx.emulator.validator.server import ValidatorServer
 
 __all__ = ["ControlApi", "ControlHost"]
 
@@ -38,6 +39,10 @@ class ControlHost(Protocol):
     def engine(self) -> Any: ...
 
     paused: bool
+    blocks_paused: bool
+
+    @property
+    def validator(self) -> ValidatorServer: ...
 
     def produce_block(self) -> int: ...
 
@@ -96,6 +101,12 @@ class ControlApi:
         r.add_post("/emulator/faults/ws/internal-error", self.fault_internal_error)
         r.add_post("/emulator/faults/ws/crossed-level", self.fault_crossed)
         r.add_post("/emulator/faults/rest", self.fault_rest)
+        r.add_post("/emulator/faults/grpc", self.fault_grpc)
+        r.add_post("/emulator/faults/broadcast-delay", self.fault_broadcast_delay)
+        r.add_post("/emulator/faults/sequence-mismatch", self.fault_sequence_mismatch)
+        r.add_get("/emulator/grpc/certificate", self.grpc_certificate)
+        r.add_post("/emulator/blocks/pause", self.blocks_pause)
+        r.add_post("/emulator/blocks/resume", self.blocks_resume)
         r.add_post("/emulator/market/pause", self.pause)
         r.add_post("/emulator/market/resume", self.resume)
         r.add_post("/emulator/oracle", self.oracle)
@@ -114,6 +125,8 @@ class ControlApi:
                 "markets": sorted(m.ticker for m in self.store.markets.values()),
                 "connections": len(self.hub.connections),
                 "paused": self.host.paused,
+                "blocksPaused": self.host.blocks_paused,
+                "grpcTarget": self.host.validator.target if self.host.validator.port is not None else None,
             },
             cache=None,
         )
@@ -225,7 +238,57 @@ class ControlApi:
         self.rest.faults.count = count
         return json_response({"status": status, "count": count}, cache=None)
 
+    async def fault_grpc(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        status, count = body.get("status"), body.get("count", 1)
+        if status not in ("UNAVAILABLE", "RESOURCE_EXHAUSTED"):
+            return _bad("status must be UNAVAILABLE or RESOURCE_EXHAUSTED")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            return _bad("count must be a non-negative integer")
+        faults = self.host.validator.faults
+        faults.status = status
+        faults.count = count
+        return json_response({"status": status, "count": count}, cache=None)
+
+    def _tx_faults(self) -> Any:
+        faults = self.host.validator.tx_faults
+        if faults is None:
+            raise web.HTTPConflict(
+                text='{"error":"the validator has no tx service"}', content_type="application/json"
+            )
+        return faults
+
+    async def fault_broadcast_delay(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        seconds = body.get("seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 600:
+            return _bad("seconds must be a number in [0, 600]")
+        self._tx_faults().broadcast_delay = float(seconds)
+        return json_response({"seconds": float(seconds)}, cache=None)
+
+    async def fault_sequence_mismatch(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        count = body.get("count", 1)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            return _bad("count must be a non-negative integer")
+        self._tx_faults().force_sequence_mismatch = count
+        return json_response({"count": count}, cache=None)
+
+    async def grpc_certificate(self, request: web.Request) -> web.Response:
+        pem = self.host.validator.certificate_pem
+        if pem is None:
+            return _bad("the gRPC server is not serving TLS", 404)
+        return web.Response(body=pem, content_type="application/x-pem-file")
+
     # --- driving ------------------------------------------------------------------------------
+
+    async def blocks_pause(self, request: web.Request) -> web.Response:
+        self.host.blocks_paused = True
+        return json_response({"blocksPaused": True, "height": self.host.engine.height}, cache=None)
+
+    async def blocks_resume(self, request: web.Request) -> web.Response:
+        self.host.blocks_paused = False
+        return json_response({"blocksPaused": False, "height": self.host.engine.height}, cache=None)
 
     async def pause(self, request: web.Request) -> web.Response:
         self.host.paused = True
