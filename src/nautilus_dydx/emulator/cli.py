@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+import tempfile
+from pathlib import Path
 
 __all__ = ["add_arguments", "run"]
 
@@ -15,7 +17,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the emulator's options on ``parser``."""
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=3002, help="indexer REST + WS port (default 3002)")
-    parser.add_argument("--grpc-port", type=int, default=9090, help="validator gRPC port (reserved)")
+    parser.add_argument("--grpc-port", type=int, default=9090, help="validator gRPC port (default 9090)")
+    parser.add_argument(
+        "--grpc-tls",
+        action="store_true",
+        help="serve gRPC over TLS with a self-signed certificate for localhost/127.0.0.1",
+    )
+    parser.add_argument(
+        "--grpc-cert-out",
+        default=None,
+        help="with --grpc-tls: where to write the certificate PEM (default: a file in the temp directory)",
+    )
     parser.add_argument("--block-time", type=float, default=0.5, help="seconds per block (default 0.5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the oracle walk and synthetic traders")
     parser.add_argument("--markets", default=None, help="comma-separated tickers, e.g. BTC-USD,ETH-USD")
@@ -33,6 +45,7 @@ async def _serve(args: argparse.Namespace) -> None:
         host=args.host,
         port=args.port,
         grpc_port=args.grpc_port,
+        grpc_tls=args.grpc_tls,
         block_time=args.block_time,
         seed=args.seed,
         markets=markets,
@@ -45,8 +58,15 @@ async def _serve(args: argparse.Namespace) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     async with emulator:
+        grpc = str(emulator.grpc_target)
+        pem = emulator.grpc_certificate_pem
+        if pem is not None:
+            default = Path(tempfile.gettempdir()) / f"nautilus-dydx-emulator-{emulator.validator.port}.pem"
+            cert_path = Path(args.grpc_cert_out) if args.grpc_cert_out else default
+            cert_path.write_bytes(pem)
+            grpc += f" (tls, certificate {cert_path})"
         print(
-            f"dYdX v4 emulator ready: indexer {emulator.indexer_url} ws {emulator.ws_url} "
+            f"dYdX v4 emulator ready: indexer {emulator.indexer_url} ws {emulator.ws_url} grpc {grpc} "
             f"control {emulator.indexer_url}/emulator/state",
             flush=True,
         )
