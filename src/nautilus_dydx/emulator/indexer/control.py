@@ -250,20 +250,12 @@ class ControlApi:
         faults.count = count
         return json_response({"status": status, "count": count}, cache=None)
 
-    def _tx_faults(self) -> Any:
-        faults = self.host.validator.tx_faults
-        if faults is None:
-            raise web.HTTPConflict(
-                text='{"error":"the validator has no tx service"}', content_type="application/json"
-            )
-        return faults
-
     async def fault_broadcast_delay(self, request: web.Request) -> web.Response:
         body = await _body(request)
         seconds = body.get("seconds")
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 600:
             return _bad("seconds must be a number in [0, 600]")
-        self._tx_faults().broadcast_delay = float(seconds)
+        self.host.validator.tx_faults.broadcast_delay = float(seconds)
         return json_response({"seconds": float(seconds)}, cache=None)
 
     async def fault_sequence_mismatch(self, request: web.Request) -> web.Response:
@@ -271,7 +263,7 @@ class ControlApi:
         count = body.get("count", 1)
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
             return _bad("count must be a non-negative integer")
-        self._tx_faults().force_sequence_mismatch = count
+        self.host.validator.tx_faults.force_sequence_mismatch = count
         return json_response({"count": count}, cache=None)
 
     async def grpc_certificate(self, request: web.Request) -> web.Response:

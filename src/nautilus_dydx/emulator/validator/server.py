@@ -29,6 +29,7 @@ from v4_proto.cosmos.tx.v1beta1 import service_pb2 as tx_service_pb2
 
 from nautilus_dydx.emulator.params import CHAIN_ID
 from nautilus_dydx.emulator.validator.queries import query_servicers
+from nautilus_dydx.emulator.validator.txservice import TxFaults, TxServicer
 
 if TYPE_CHECKING:
     from nautilus_dydx.emulator.engine.chain import ChainEngine
@@ -169,20 +170,6 @@ def self_signed_certificate(hosts: tuple[str, ...] = ("localhost", "127.0.0.1"))
     return key_pem, certificate.public_bytes(serialization.Encoding.PEM)
 
 
-def _tx_parts(engine: ChainEngine, chain_id: str) -> tuple[Any, Any]:
-    """The tx service's faults and servicer (``(None, None)`` while that module is absent)."""
-    try:
-        from nautilus_dydx.emulator.validator.txservice import (  # type: ignore[import-not-found,unused-ignore]
-            TxFaults,
-            TxServicer,
-        )
-    except ImportError:
-        log.warning("validator tx service unavailable: BroadcastTx answers UNIMPLEMENTED")
-        return None, None
-    faults = TxFaults()
-    return faults, TxServicer(engine, chain_id=chain_id, faults=faults)
-
-
 class ValidatorServer:
     """The validator gRPC endpoint of the emulator.
 
@@ -215,7 +202,8 @@ class ValidatorServer:
         self.chain_id = chain_id
         self.tls = tls
         self.faults = GrpcFaults()
-        self.tx_faults, self._tx_servicer = _tx_parts(engine, chain_id)
+        self.tx_faults = TxFaults()
+        self._tx_servicer = TxServicer(engine, chain_id=chain_id, faults=self.tx_faults)
         self.certificate_pem: bytes | None = None
         self.port: int | None = None
         self._server: Any = None
@@ -234,8 +222,7 @@ class ValidatorServer:
         pairs: list[tuple[Any, object]] = [
             (s.SERVICE, s) for s in query_servicers(self.engine, self.chain_id)
         ]
-        if self._tx_servicer is not None:
-            pairs.append((tx_service_pb2.DESCRIPTOR.services_by_name["Service"], self._tx_servicer))
+        pairs.append((tx_service_pb2.DESCRIPTOR.services_by_name["Service"], self._tx_servicer))
         return pairs
 
     async def start(self) -> None:
