@@ -216,11 +216,13 @@ def _validate_amount(asset_id: int, quantums: int) -> None:
         raise EngineError("sending", 2, "Invalid transfer amount")
 
 
-def validate_clob_tx(msgs: Sequence[Any]) -> None:
+def validate_clob_tx(msgs: Sequence[Any], timeout_height: int = 0) -> None:
     """``ValidateMsgsInClobTx``: what may share a transaction with clob messages (sdk 18).
 
     A short-term message must be alone; stateful ones may be batched together with at most one
-    ``MsgCreateTransfer`` (used to fund an isolated subaccount) and nothing else.
+    ``MsgCreateTransfer`` (used to fund an isolated subaccount) and nothing else. A short-term
+    placement in a transaction whose non-zero timeout height is below its GoodTilBlock is refused
+    too (the chain's HOTFIX rule).
     """
     from nautilus_dydx.emulator.validator.tx import sdk_error
 
@@ -237,6 +239,16 @@ def validate_clob_tx(msgs: Sequence[Any]) -> None:
         raise sdk_error(
             18, "a transaction containing stateful orders cannot be accompanied by non transfer msgs"
         )
+    for msg in msgs:
+        if (
+            isinstance(msg, clob_tx.MsgPlaceOrder)
+            and is_short_term_clob(msg)
+            and 0 < timeout_height < msg.order.good_til_block
+        ):
+            raise sdk_error(
+                18,
+                "timeout height (if non-zero) may not be less than `goodTilBlock` for a short-term place order",
+            )
 
 
 # --- proto -> engine values -------------------------------------------------------------------------

@@ -539,7 +539,7 @@ class AnteHandler:
             )
         outcome.increment_sequence = not short_term and not is_ts_nonce
         if has_clob:
-            messages.validate_clob_tx(msgs)
+            messages.validate_clob_tx(msgs, int(tx.body.timeout_height))
         return outcome
 
     def commit(self, outcome: AnteOutcome) -> None:
