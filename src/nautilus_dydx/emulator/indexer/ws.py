@@ -14,6 +14,7 @@ import logging
 import time
 import uuid
 import zlib
+from array import array
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -55,6 +56,7 @@ LIMITS = {
 }
 NO_ID = frozenset({"v4_markets", "v4_block_height"})
 MAX_BOOK_RECORDS = 200_000
+CHECKSUM_DEPTH = 25  # the default depth of docs/checksum.md
 CLOSED_CONNECTIONS_KEPT = 64
 OUTBOX_LIMIT = 200_000
 RATE_LIMITED_REASON = '{"message":"Rate limited"}'
@@ -83,12 +85,6 @@ class _ClientBook:
     def __init__(self) -> None:
         self.bids: dict[Decimal, tuple[Decimal, int]] = {}
         self.asks: dict[Decimal, tuple[Decimal, int]] = {}
-
-    def copy(self) -> _ClientBook:
-        other = _ClientBook()
-        other.bids = dict(self.bids)
-        other.asks = dict(self.asks)
-        return other
 
     def apply(self, kind: str, message_id: int, payload: Any) -> None:
         if kind == "snapshot":
@@ -136,27 +132,48 @@ class _ClientBook:
 
 
 class BookLog:
-    """Every ``v4_orderbook`` message sent for one ticker on one connection (bounded)."""
+    """The checksum a correct client's book has after each ``v4_orderbook`` message of one ticker
+    sent on one connection (docs/checksum.md), bounded to the last ``limit`` messages.
 
-    def __init__(self, limit: int = MAX_BOOK_RECORDS) -> None:
-        self.records: deque[tuple[int, str, Any]] = deque()
+    The view is applied and its checksum taken as each message is sent, and only the two integers
+    are kept (16 bytes a message), so a long-running emulator's memory stays flat.
+    """
+
+    def __init__(self, limit: int = MAX_BOOK_RECORDS, depth: int = CHECKSUM_DEPTH) -> None:
         self.limit = limit
-        self.base = _ClientBook()
+        self.depth = depth
+        self.book = _ClientBook()
+        self._ids = array("q")
+        self._sums = array("q")
 
     def add(self, message_id: int, kind: str, payload: Any) -> None:
-        self.records.append((message_id, kind, payload))
-        if len(self.records) > self.limit:
-            mid, k, p = self.records.popleft()
-            self.base.apply(k, mid, p)
+        self.book.apply(kind, message_id, payload)
+        self._ids.append(message_id)
+        self._sums.append(self.book.checksum(self.depth))
+        excess = len(self._ids) - self.limit
+        # Trim in chunks so that the amortised cost per message stays O(1).
+        if excess > 0 and excess >= max(1, self.limit // 8):
+            del self._ids[:excess]
+            del self._sums[:excess]
+
+    def __len__(self) -> int:
+        return min(len(self._ids), self.limit)
+
+    def seal(self) -> None:
+        """The connection closed: keep the records, drop the view."""
+        self.book = _ClientBook()
 
     def checksums(self, depth: int, after: int) -> list[Json]:
-        book = self.base.copy()
-        out: list[Json] = []
-        for message_id, kind, payload in list(self.records):
-            book.apply(kind, message_id, payload)
-            if message_id > after:
-                out.append({"message_id": message_id, "checksum": book.checksum(depth)})
-        return out
+        """Records with ``message_id > after``.
+
+        Raises:
+            ValueError: ``depth`` is not the depth the records were taken at.
+        """
+        if depth != self.depth:
+            raise ValueError(f"checksums are recorded at depth {self.depth}, not {depth}")
+        start = max(0, len(self._ids) - self.limit)
+        ids, sums = self._ids, self._sums
+        return [{"message_id": ids[i], "checksum": sums[i]} for i in range(start, len(ids)) if ids[i] > after]
 
 
 @dataclass(slots=True, eq=False)
@@ -571,6 +588,8 @@ class WsHub:
             if task is not current:
                 task.cancel()
         if conn.book_logs:
+            for book_log in conn.book_logs.values():
+                book_log.seal()
             self.closed_logs[conn.id] = conn.book_logs
             while len(self.closed_logs) > CLOSED_CONNECTIONS_KEPT:
                 self.closed_logs.popitem(last=False)
