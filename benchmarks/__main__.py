@@ -17,6 +17,7 @@ from collections.abc import Sequence
 # name -> module exposing DESCRIPTION and main(argv) -> int; imported only when run.
 BENCHMARKS: dict[str, str] = {
     "book_pipeline": "benchmarks.book_pipeline",
+    "broadcast": "benchmarks.broadcast",
     "first_update": "benchmarks.first_update",
 }
 
