@@ -78,29 +78,41 @@ def book_checksum(
 
 
 class _ClientBook:
-    """A correct client's book: levels with the message_id that last set them, uncrossed by recency."""
+    """A correct client's book: levels with the message_id that last set them, uncrossed by recency.
+
+    Each level keeps its canonical ``PRICE:SIZE`` text, made once when the level is set, so that a
+    checksum per message costs a sort and a join rather than formatting every level again.
+    """
 
     __slots__ = ("asks", "bids")
 
     def __init__(self) -> None:
-        self.bids: dict[Decimal, tuple[Decimal, int]] = {}
-        self.asks: dict[Decimal, tuple[Decimal, int]] = {}
+        self.bids: dict[Decimal, tuple[Decimal, int, str]] = {}
+        self.asks: dict[Decimal, tuple[Decimal, int, str]] = {}
+
+    @staticmethod
+    def _level(price: Decimal, size: Decimal, age: int) -> tuple[Decimal, int, str]:
+        return (size, age, f"{_canonical(price)}:{_canonical(size)}")
 
     def apply(self, kind: str, message_id: int, payload: Any) -> None:
+        level = self._level
         if kind == "snapshot":
-            self.bids = {Decimal(lv["price"]): (Decimal(lv["size"]), message_id) for lv in payload["bids"]}
-            self.asks = {Decimal(lv["price"]): (Decimal(lv["size"]), message_id) for lv in payload["asks"]}
-            self.bids = {p: v for p, v in self.bids.items() if v[0] > 0}
-            self.asks = {p: v for p, v in self.asks.items() if v[0] > 0}
+            for key in ("bids", "asks"):
+                side: dict[Decimal, tuple[Decimal, int, str]] = {}
+                for lv in payload[key]:
+                    price, size = Decimal(lv["price"]), Decimal(lv["size"])
+                    if size > 0:
+                        side[price] = level(price, size, message_id)
+                setattr(self, key, side)
         else:
             for contents in payload:
                 for key, side in (("bids", self.bids), ("asks", self.asks)):
-                    for level in contents.get(key, ()):
-                        price, size = Decimal(level[0]), Decimal(level[1])
+                    for raw in contents.get(key, ()):
+                        price, size = Decimal(raw[0]), Decimal(raw[1])
                         if size == 0:
                             side.pop(price, None)
                         else:
-                            side[price] = (size, message_id)
+                            side[price] = level(price, size, message_id)
         self.uncross()
 
     def uncross(self) -> None:
@@ -109,26 +121,27 @@ class _ClientBook:
             ask = min(self.asks)
             if bid < ask:
                 return
-            b_size, b_age = self.bids[bid]
-            a_size, a_age = self.asks[ask]
+            b_size, b_age, _ = self.bids[bid]
+            a_size, a_age, _ = self.asks[ask]
             if b_age < a_age:
                 del self.bids[bid]
             elif a_age < b_age:
                 del self.asks[ask]
             elif b_size < a_size:
                 del self.bids[bid]
-                self.asks[ask] = (a_size - b_size, a_age)
+                self.asks[ask] = self._level(ask, a_size - b_size, a_age)
             elif a_size < b_size:
                 del self.asks[ask]
-                self.bids[bid] = (b_size - a_size, b_age)
+                self.bids[bid] = self._level(bid, b_size - a_size, b_age)
             else:
                 del self.bids[bid]
                 del self.asks[ask]
 
     def checksum(self, depth: int) -> int:
-        bids = [(p, self.bids[p][0]) for p in sorted(self.bids, reverse=True)[:depth]]
-        asks = [(p, self.asks[p][0]) for p in sorted(self.asks)[:depth]]
-        return book_checksum(bids, asks, depth)
+        bids, asks = self.bids, self.asks
+        b = ",".join(bids[p][2] for p in sorted(bids, reverse=True)[:depth])
+        a = ",".join(asks[p][2] for p in sorted(asks)[:depth])
+        return zlib.crc32(f"{b}|{a}".encode("ascii")) & 0xFFFFFFFF
 
 
 class BookLog:
