@@ -17,7 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the emulator's options on ``parser``."""
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=3002, help="indexer REST + WS port (default 3002)")
-    parser.add_argument("--grpc-port", type=int, default=9090, help="validator gRPC port (default 9090)")
+    parser.add_argument(
+        "--grpc-port",
+        type=int,
+        default=None,
+        help="validator gRPC port (default 9090; a free port when --port is 0)",
+    )
     parser.add_argument(
         "--grpc-tls",
         action="store_true",
@@ -36,6 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
 
 
+def _grpc_port(args: argparse.Namespace) -> int:
+    """The explicit ``--grpc-port``, else 9090 (a local node's port), else 0 when ``--port`` is 0: a
+    caller asking for free ports gets them for both servers."""
+    if args.grpc_port is not None:
+        return int(args.grpc_port)
+    return 0 if args.port == 0 else 9090
+
+
 async def _serve(args: argparse.Namespace) -> None:
     markets = [t.strip() for t in args.markets.split(",") if t.strip()] if args.markets else None
     # Imported here so that `nautilus-dydx --help` and the other commands never load the emulator.
@@ -44,7 +57,7 @@ async def _serve(args: argparse.Namespace) -> None:
     emulator = Emulator(
         host=args.host,
         port=args.port,
-        grpc_port=args.grpc_port,
+        grpc_port=_grpc_port(args),
         grpc_tls=args.grpc_tls,
         block_time=args.block_time,
         seed=args.seed,
