@@ -87,6 +87,68 @@ def test_parse_price_rejects(text: str) -> None:
         book.parse_price(text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        ".",
+        ".5",
+        "-1",
+        "+1",
+        "1e5",
+        " 1",
+        "1 ",
+        "1_0",
+        "١",
+        "1.2.3",
+        "1.-1",
+        "1.0001",
+        "1.+5",
+        "1. ",
+        "１.5",
+    ],
+)
+def test_parse_size_rejects_even_when_both_halves_were_seen(text: str) -> None:
+    book = eth()
+    for good in ("1.5", "1.2", "0.5", "1", "1.0", "1.", "1.000"):
+        book.parse_size(good)  # fills the whole-part and fraction caches
+    with pytest.raises(DecodeError):
+        book.parse_size(text)
+    with pytest.raises(DecodeError):
+        book.apply_sides([("100", text)], [], 1)
+    assert book.top(5) == ([], [])
+
+
+def test_size_halves_cache_is_exact() -> None:
+    book = OrderBook(price_decimals=0, size_decimals=4)
+    cases = {
+        "1.1221": 11221,
+        "0.861": 8610,
+        "19.8": 198000,
+        "7": 70000,
+        "7.": 70000,
+        "0.00010": 1,
+        "12.1221": 121221,
+    }
+    for text, value in cases.items():
+        assert book.parse_size(text) == value
+    for text, value in cases.items():  # now from the caches
+        assert book.parse_size(text) == value
+    assert book.parse_size("19.8610") == 198610  # halves of different strings
+
+
+def test_fraction_cache_is_bounded() -> None:
+    book = OrderBook(price_decimals=0, size_decimals=8, cache_size=16)
+    for i in range(20_000):
+        assert book.parse_size(f"{i % 7}.{i:08d}") == (i % 7) * 10**8 + i
+    assert len(book._size_frac) <= 16384
+    assert len(book._size_whole) <= 16
+    four = OrderBook(price_decimals=0, size_decimals=4, cache_size=16)
+    for i in range(10_000):
+        four.parse_size(f"0.{i:04d}")
+    assert len(four._size_frac) == 10_000  # every fraction of 4 decimals fits: never cleared
+
+
 def test_format_is_canonical() -> None:
     book = OrderBook(price_decimals=3, size_decimals=0)
     assert [book.format_price(v) for v in (0, 5, 1000, 1234500, 1230, -50)] == [
@@ -274,7 +336,8 @@ def test_deleted_levels_leave_nothing_and_caches_are_bounded() -> None:
     assert len(book) == 0
     assert book.top(10) == ([], [])
     assert len(book._price_cache) <= 64
-    assert len(book._size_cache) <= 64
+    assert len(book._size_whole) <= 64
+    assert len(book._size_frac) <= 64
     assert book._bid_sizes == {}
     assert book._bid_offsets == {}
     assert book._bid_keys == []

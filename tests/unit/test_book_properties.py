@@ -274,3 +274,37 @@ def test_checksum_is_deterministic(sc: Scenario) -> None:
     assert a.checksum() == b.checksum()
     assert a.checksum() == a.checksum()
     assert 0 <= a.checksum() < 2**32
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios(), st.integers(0, 2), st.sampled_from([0, 3, 2048]))
+def test_apply_sides_equals_apply_update_and_reports_top_writes(sc: Scenario, style: int, cache: int) -> None:
+    """apply_sides (the data client's path) makes the same writes as apply_update, and a message
+    it reports as not touching the top leaves the top of book as it was and the book uncrossed."""
+    one = OrderBook(price_decimals=sc.price_places, size_decimals=sc.size_places)
+    fast = OrderBook(price_decimals=sc.price_places, size_decimals=sc.size_places, cache_size=cache)
+    for levels, offset in zip(sc.messages, sc.offsets, strict=True):
+        rendered = [
+            (s, render(p, sc.price_places, style), render(q, sc.size_places, style)) for s, p, q in levels
+        ]
+        for s, p, q in rendered:
+            one.apply_update(s, p, q, offset)
+        before = fast.top_of_book()
+        touched = fast.apply_sides(
+            [(p, q) for s, p, q in rendered if s is Side.BID],
+            [(p, q) for s, p, q in rendered if s is Side.ASK],
+            offset,
+        )
+        # the same levels, applied bids first then asks (order within a side kept)
+        if not touched:
+            assert fast.top_of_book() == before
+            assert not fast.is_crossed
+        assert one.uncross() == fast.uncross()
+        assert one.top(100) == fast.top(100)
+        for side in (Side.BID, Side.ASK):
+            for price, _ in fast.top(100)[side]:
+                assert fast.level(side, price) == one.level(side, price)
+        assert fast.top_of_book() == (
+            *(one.best_bid() or (None, None)),
+            *(one.best_ask() or (None, None)),
+        )

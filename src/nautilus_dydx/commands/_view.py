@@ -280,6 +280,19 @@ def _changes(book: OrderBook, changes: Iterable[LevelChange]) -> list[dict[str, 
     ]
 
 
+def _writes(book: OrderBook, levels: Iterable[tuple[Side, int, int]]) -> list[dict[str, str]]:
+    # A BookDeltas reports the writes as sent (not classified added/updated): "set" or "deleted".
+    return [
+        {
+            "side": _SIDES[side],
+            "price": book.format_price(price),
+            "size": book.format_size(size),
+            "change": "set" if size else "deleted",
+        }
+        for side, price, size in levels
+    ]
+
+
 def _trade(trade: Trade) -> dict[str, object]:
     return {
         "id": trade.id,
@@ -310,7 +323,7 @@ def event_record(data: DataClient, event: MarketDataEvent) -> dict[str, object]:
             "type": "book_deltas",
             "ticker": event.ticker,
             "offset": event.offset,
-            "changes": _changes(book, event.changes),
+            "changes": _writes(book, event.levels),
         }
     if isinstance(event, BookSnapshot):
         book = data.book(event.ticker)

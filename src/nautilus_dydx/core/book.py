@@ -26,7 +26,15 @@ from msgspec import Struct
 
 from nautilus_dydx.core.errors import DecodeError
 
-__all__ = ["BookDelta", "Change", "LevelChange", "OrderBook", "PriceSizeLevel", "Side", "decimal_places"]
+__all__ = [
+    "BookDelta",
+    "Change",
+    "LevelChange",
+    "OrderBook",
+    "PriceSizeLevel",
+    "Side",
+    "decimal_places",
+]
 
 
 class Side(enum.IntEnum):
@@ -206,10 +214,13 @@ class OrderBook:
         "_bid_sizes",
         "_fmt_price",
         "_fmt_size",
+        "_frac_cache_size",
         "_parse_price",
         "_parse_size",
+        "_pow10",
         "_price_cache",
-        "_size_cache",
+        "_size_frac",
+        "_size_whole",
         "cache_size",
         "market",
         "price_decimals",
@@ -235,9 +246,17 @@ class OrderBook:
         # Venue strings repeat (the same few hundred prices and sizes): a bounded str -> int cache
         # makes the conversion a dict lookup. Cleared when full, so memory stays bounded.
         self._price_cache: dict[str, int] = {}
-        self._size_cache: dict[str, int] = {}
+        # Sizes rarely repeat whole ("1.1221", "0.861"), but their two halves do: the integer part
+        # (a few small numbers) and the fraction (at most 10**size_decimals strings). A size is
+        # then two lookups: whole["1"] + frac["1221"] (both at size_decimals).
+        self._size_whole: dict[str, int] = {}
+        self._size_frac: dict[str, int] = {}
         self._parse_price = _make_parser(self.price_decimals, "price")
         self._parse_size = _make_parser(self.size_decimals, "size")
+        self._pow10 = tuple(10**k for k in range(self.size_decimals + 1))
+        # Every fraction of up to 4 decimals fits (11 111 strings); beyond, at most 16 384 are
+        # remembered (about 1.5 MB), and at least cache_size.
+        self._frac_cache_size = max(cache_size, min(sum(10**k for k in range(self.size_decimals + 1)), 16384))
         self._fmt_price = _make_formatter(self.price_decimals)
         self._fmt_size = _make_formatter(self.size_decimals)
         self._bid_sizes: dict[int, int] = {}
@@ -269,9 +288,29 @@ class OrderBook:
 
     def parse_size(self, text: str) -> int:
         """The size key of a decimal string. Raises DecodeError if malformed or too precise."""
-        q = self._size_cache.get(text)
-        if q is None:
-            q = self._remember(self._size_cache, text, self._parse_size(text))
+        whole, _, frac = text.partition(".")
+        w = self._size_whole.get(whole)
+        f = self._size_frac.get(frac)
+        if w is None or f is None:
+            return self._learn_size(text, whole, frac)
+        return w + f
+
+    def _learn_size(self, text: str, whole: str, frac: str) -> int:
+        # Validates the whole string; only then are its halves remembered. Any cached whole part
+        # (ASCII digits, non-empty) followed by any cached fraction (ASCII digits within the
+        # precision, or trailing zeros past it) is itself a valid size, so the split caches accept
+        # exactly what the parser accepts.
+        q = self._parse_size(text)
+        whole_value = int(whole) * self._pow10[self.size_decimals]
+        if self.cache_size:
+            wholes = self._size_whole
+            if len(wholes) >= self.cache_size:
+                wholes.clear()
+            wholes[whole] = whole_value
+            fracs = self._size_frac
+            if len(fracs) >= self._frac_cache_size:
+                fracs.clear()
+            fracs[frac] = q - whole_value
         return q
 
     def _remember(self, cache: dict[str, int], text: str, value: int) -> int:
@@ -394,7 +433,7 @@ class OrderBook:
             DecodeError: a price or size is malformed or too precise; levels before it are applied.
         """
         price_get = self._price_cache.get
-        size_get = self._size_cache.get
+        parse_size = self.parse_size
         if side is _BID:
             sizes, offsets, keys = self._bid_sizes, self._bid_offsets, self._bid_keys
         else:
@@ -405,9 +444,7 @@ class OrderBook:
             p = price_get(price)
             if p is None:
                 p = self.parse_price(price)
-            q = size_get(size)
-            if q is None:
-                q = self.parse_size(size)
+            q = parse_size(size)
             # Inlined _set: this loop is the hot path of the whole market-data pipeline.
             if q:
                 old = sizes.get(p)
@@ -447,7 +484,7 @@ class OrderBook:
             DecodeError: a price or size is malformed or too precise; levels before it are applied.
         """
         price_get = self._price_cache.get
-        size_get = self._size_cache.get
+        parse_size = self.parse_size
         bid = (_BID, self._bid_sizes, self._bid_offsets, self._bid_keys)
         ask = (_ASK, self._ask_sizes, self._ask_offsets, self._ask_keys)
         out: list[LevelChange] = []
@@ -458,9 +495,7 @@ class OrderBook:
                     p = price_get(price)
                     if p is None:
                         p = self.parse_price(price)
-                    q = size_get(size)
-                    if q is None:
-                        q = self.parse_size(size)
+                    q = parse_size(size)
                     if q:
                         old = sizes.get(p)
                         sizes[p] = q
@@ -479,6 +514,84 @@ class OrderBook:
                     else:
                         append(LevelChange(side, p, 0, _UNCHANGED))
         return out
+
+    def apply_sides(
+        self, bids: Iterable[tuple[str, str]], asks: Iterable[tuple[str, str]], offset: int
+    ) -> bool:
+        """Apply one update's ``bids`` then ``asks``, reporting nothing per level — the hot path.
+
+        The same writes as :meth:`apply_deltas` (which reports each as a :class:`LevelChange`),
+        for a caller that keeps the message itself as the record of what was applied. Does not
+        uncross.
+
+        Returns:
+            True when a write reached the top of its side (at or better than the best price at
+            that moment, or on an empty side). Only such a write can change the top of book or
+            cross an uncrossed book, so False means both are as before.
+
+        Raises:
+            DecodeError: a price or size is malformed or too precise; levels before it are applied.
+        """
+        prices = self._price_cache
+        wholes = self._size_whole
+        fracs = self._size_frac
+        touched = False
+        if bids:
+            sizes, offsets, keys = self._bid_sizes, self._bid_offsets, self._bid_keys
+            for price, size in bids:
+                try:
+                    p = prices[price]
+                except KeyError:
+                    p = self.parse_price(price)
+                whole, _, frac = size.partition(".")
+                w = wholes.get(whole)
+                f = fracs.get(frac)
+                q = self._learn_size(size, whole, frac) if w is None or f is None else w + f
+                if not keys or p >= keys[-1]:
+                    touched = True
+                if q:
+                    if p not in sizes:
+                        insort(keys, p)
+                    sizes[p] = q
+                    offsets[p] = offset
+                elif sizes.pop(p, None) is not None:
+                    del offsets[p]
+                    del keys[bisect_left(keys, p)]
+        if asks:
+            sizes, offsets, keys = self._ask_sizes, self._ask_offsets, self._ask_keys
+            for price, size in asks:
+                try:
+                    p = prices[price]
+                except KeyError:
+                    p = self.parse_price(price)
+                whole, _, frac = size.partition(".")
+                w = wholes.get(whole)
+                f = fracs.get(frac)
+                q = self._learn_size(size, whole, frac) if w is None or f is None else w + f
+                if not keys or p <= keys[0]:
+                    touched = True
+                if q:
+                    if p not in sizes:
+                        insort(keys, p)
+                    sizes[p] = q
+                    offsets[p] = offset
+                elif sizes.pop(p, None) is not None:
+                    del offsets[p]
+                    del keys[bisect_left(keys, p)]
+        return touched
+
+    def top_of_book(self) -> tuple[int | None, int | None, int | None, int | None]:
+        """``(bid price, bid size, ask price, ask size)`` keys of the top of book (None: empty side)."""
+        bk, ak = self._bid_keys, self._ask_keys
+        bp: int | None = None
+        bq: int | None = None
+        if bk:
+            bp = bk[-1]
+            bq = self._bid_sizes[bp]
+        if ak:
+            ap = ak[0]
+            return bp, bq, ap, self._ask_sizes[ap]
+        return bp, bq, None, None
 
     @staticmethod
     def _set(

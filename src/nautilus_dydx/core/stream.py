@@ -58,7 +58,8 @@ from nautilus_dydx.schemas.stream import (
     TradesSubscribed,
     TradesUpdate,
     Unsubscribed,
-    decode_stream_message,
+    _decode_book_data,
+    _decode_general,
 )
 
 __all__ = [
@@ -300,6 +301,7 @@ _DATA = (
     BlockHeightBatch,
 )
 _DATA_TYPES = frozenset(_DATA)
+_ORDERBOOK = Channel.ORDERBOOK
 _SUBSCRIBED_TYPES = frozenset(_SUBSCRIBED)
 
 
@@ -331,6 +333,8 @@ class StreamProtocol:
         # The same states keyed as the wire names them (channel, then id): the per-message lookup
         # costs two dict probes and no allocation. Rebuilt whenever _subs changes (rarely).
         self._wire: dict[str, dict[str | None, SubscriptionState]] = {}
+        # ``_wire["v4_orderbook"]``, for the order-book fast path of receive().
+        self._book_states: dict[str | None, SubscriptionState] = {}
         self._pending_subscribes = 0
         self._gaps: list[SequenceGap] = []
 
@@ -375,6 +379,7 @@ class StreamProtocol:
                 # the server echoes the channel name as id for block height
                 ids[sub.channel.value] = state
         self._wire = wire
+        self._book_states = wire.get(Channel.ORDERBOOK.value, {})
 
     def drain_gaps(self) -> list[SequenceGap]:
         """The sequence gaps detected since the last call (oldest first)."""
@@ -396,7 +401,8 @@ class StreamProtocol:
         self._connection_id = None
         self._highest_id = -1
         self._subs.clear()
-        self._wire.clear()
+        self._wire = {}
+        self._book_states = {}
         self._pending_subscribes = 0
         self._gaps.clear()
         return restore
@@ -487,7 +493,29 @@ class StreamProtocol:
         Raises:
             DecodeError: the frame does not decode (the state is unchanged).
         """
-        msg = decode_stream_message(data)
+        # Order-book data is the bulk of the traffic: one decode straight into its final struct and
+        # the bookkeeping of _on_data inlined. Anything else fails or has another channel here.
+        try:
+            book = _decode_book_data(data)
+        except msgspec.DecodeError:
+            pass
+        else:
+            if book.channel is _ORDERBOOK:
+                message_id = book.message_id
+                if message_id == self._highest_id + 1:
+                    self._highest_id = message_id
+                else:
+                    self._sequence(message_id)
+                state = self._book_states.get(book.id)
+                if state is not None:
+                    last = state.last_message_id
+                    if last is not None and message_id <= last:
+                        self._out_of_order(state, message_id, last)
+                    else:
+                        state.last_message_id = message_id
+                    state.updates += 1
+                return book
+        msg = _decode_general(data)
         cls = type(msg)
         if cls in _DATA_TYPES:
             self._on_data(msg)  # type: ignore[arg-type]
@@ -558,11 +586,15 @@ class StreamProtocol:
             return
         last = state.last_message_id
         if last is not None and message_id <= last:
-            state.out_of_order += 1
-            logger.warning("out-of-order update on %s: id %d after %d", state.subscription, message_id, last)
+            self._out_of_order(state, message_id, last)
         else:
             state.last_message_id = message_id
         state.updates += 1
+
+    @staticmethod
+    def _out_of_order(state: SubscriptionState, message_id: int, last: int) -> None:
+        state.out_of_order += 1
+        logger.warning("out-of-order update on %s: id %d after %d", state.subscription, message_id, last)
 
     def _on_subscribed(
         self,

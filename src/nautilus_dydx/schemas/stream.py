@@ -31,7 +31,7 @@ import enum
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import ClassVar, TypeAlias
+from typing import Any, ClassVar, TypeAlias
 
 import msgspec
 from msgspec import Raw, Struct, field
@@ -602,18 +602,22 @@ class OrderbookSubscribed(_Subscribed, gc=False):
     contents: OrderbookSnapshotContents
 
 
-class OrderbookUpdate(_Data, gc=False):
-    """``channel_data`` of ``v4_orderbook``."""
+class OrderbookUpdate(_Data, tag_field="type", tag="channel_data", gc=False):
+    """``channel_data`` of ``v4_orderbook``.
 
-    channel: ClassVar[Channel] = Channel.ORDERBOOK
+    Decoded from the frame in one pass (tagged on ``type``), so ``channel`` is a field here (always
+    :attr:`Channel.ORDERBOOK` once decoded), not a class constant as on the other messages.
+    """
+
     contents: OrderbookUpdateContents
+    channel: Channel
 
 
-class OrderbookBatch(_Data, gc=False):
-    """``channel_batch_data`` of ``v4_orderbook``: updates in order."""
+class OrderbookBatch(_Data, tag_field="type", tag="channel_batch_data", gc=False):
+    """``channel_batch_data`` of ``v4_orderbook``: updates in order (``channel`` as on :class:`OrderbookUpdate`)."""
 
-    channel: ClassVar[Channel] = Channel.ORDERBOOK
     contents: list[OrderbookUpdateContents]
+    channel: Channel
 
 
 class TradesSubscribed(_Subscribed, gc=False):
@@ -816,19 +820,14 @@ class _Envelope(Struct, gc=False):
     subaccountNumber: int | None = None  # the wire name: the one camelCase key of the envelope
 
 
-class _HotOrderbook(Struct, gc=False):
-    # One-pass shape of order-book data messages: the bulk of the traffic skips the envelope pass.
-    type: str
-    connection_id: str
-    message_id: int
-    channel: str | None = None
-    id: str | None = None
-    version: str = ""
-    contents: OrderbookUpdateContents | list[OrderbookUpdateContents] | None = None
-
-
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
-_HOT_ORDERBOOK = msgspec.json.Decoder(_HotOrderbook)
+# Order-book data is the bulk of the traffic: one pass straight into the final struct, the union
+# tagged on ``type``. The channel is a plain field, checked after decoding (``_decode_book_data``'s
+# callers): any other message either fails here or has another channel, and takes the general path.
+_decode_book_data: Callable[[bytes | bytearray | memoryview | str], OrderbookUpdate | OrderbookBatch] = (
+    msgspec.json.Decoder(OrderbookUpdate | OrderbookBatch).decode
+)
+_ORDERBOOK = Channel.ORDERBOOK
 # Order-book contents are the hot path: strict decoding, strings only, no coercion needed.
 _OB_UPDATE = msgspec.json.Decoder(OrderbookUpdateContents)
 _OB_BATCH = msgspec.json.Decoder(list[OrderbookUpdateContents])
@@ -852,11 +851,20 @@ def _subscribed(cls: type[_Subscribed], contents: type) -> _Builder:
     return build
 
 
-def _data(cls: type[_Data], contents: object, dec: msgspec.json.Decoder[object] | None = None) -> _Builder:
-    decoder = dec if dec is not None else _lax(contents)
+def _data(cls: type[_Data], contents: object) -> _Builder:
+    decoder = _lax(contents)
 
     def build(env: _Envelope, raw: Raw) -> object:
         return cls(env.connection_id, env.message_id, env.id, env.version, decoder.decode(raw))  # type: ignore[call-arg]
+
+    return build
+
+
+def _book_data(cls: type[OrderbookUpdate | OrderbookBatch], decoder: msgspec.json.Decoder[Any]) -> _Builder:
+    # Reached only when the one-pass decode failed on an envelope the general path tolerates (no
+    # ``id`` or ``version`` key); the contents are then checked here, and the result is the same.
+    def build(env: _Envelope, raw: Raw) -> object:
+        return cls(env.connection_id, env.message_id, env.id, env.version, decoder.decode(raw), _ORDERBOOK)
 
     return build
 
@@ -874,8 +882,8 @@ def _parent_data(cls: type[_Data], contents: object) -> _Builder:
 
 _BUILDERS: dict[tuple[str, str], _Builder] = {
     ("subscribed", "v4_orderbook"): _subscribed(OrderbookSubscribed, OrderbookSnapshotContents),
-    ("channel_data", "v4_orderbook"): _data(OrderbookUpdate, None, _OB_UPDATE),  # type: ignore[arg-type]
-    ("channel_batch_data", "v4_orderbook"): _data(OrderbookBatch, None, _OB_BATCH),  # type: ignore[arg-type]
+    ("channel_data", "v4_orderbook"): _book_data(OrderbookUpdate, _OB_UPDATE),
+    ("channel_batch_data", "v4_orderbook"): _book_data(OrderbookBatch, _OB_BATCH),
     ("subscribed", "v4_trades"): _subscribed(TradesSubscribed, TradesSnapshotContents),
     ("channel_data", "v4_trades"): _data(TradesUpdate, TradesUpdateContents),
     ("channel_batch_data", "v4_trades"): _data(TradesBatch, list[TradesUpdateContents]),
@@ -918,20 +926,20 @@ def decode_stream_message(data: bytes | bytearray | memoryview | str) -> MarketS
         DecodeError: the frame is not JSON, has an unknown ``type``/``channel``, or does not match
             the schema. ``payload`` holds the head of the frame.
     """
-    if type(data) is not memoryview:
-        # Speculative single pass for order-book updates, the bulk of the traffic. Any other
-        # message fails or mismatches here and takes the general two-pass path below.
-        try:
-            hot = _HOT_ORDERBOOK.decode(data)
-        except msgspec.DecodeError:
-            pass
-        else:
-            contents = hot.contents
-            if hot.channel == "v4_orderbook" and contents is not None:
-                if hot.type == "channel_data" and type(contents) is OrderbookUpdateContents:
-                    return OrderbookUpdate(hot.connection_id, hot.message_id, hot.id, hot.version, contents)
-                if hot.type == "channel_batch_data" and type(contents) is list:
-                    return OrderbookBatch(hot.connection_id, hot.message_id, hot.id, hot.version, contents)
+    # Speculative single pass for order-book data, the bulk of the traffic. Any other message
+    # fails or has another channel here and takes the general two-pass path.
+    try:
+        book = _decode_book_data(data)
+    except msgspec.DecodeError:
+        pass
+    else:
+        if book.channel is _ORDERBOOK:
+            return book
+    return _decode_general(data)
+
+
+def _decode_general(data: bytes | bytearray | memoryview | str) -> MarketStreamMsg:
+    """The two-pass decode of :func:`decode_stream_message`, for every kind of message."""
     try:
         env = _ENVELOPE.decode(data)
         raw = env.contents

@@ -32,7 +32,7 @@ from typing import Protocol, TypeAlias
 
 from msgspec import Struct
 
-from nautilus_dydx.core.book import LevelChange, OrderBook
+from nautilus_dydx.core.book import LevelChange, OrderBook, Side
 from nautilus_dydx.core.config import DydxConfig
 from nautilus_dydx.core.errors import ConfigError, DydxError, NotFoundError, SubscriptionError
 from nautilus_dydx.core.stream import Subscription
@@ -52,6 +52,7 @@ from nautilus_dydx.schemas.stream import (
     OrderbookBatch,
     OrderbookSubscribed,
     OrderbookUpdate,
+    OrderbookUpdateContents,
     Reconnected,
     Reconnecting,
     StreamError,
@@ -99,12 +100,38 @@ class BookSnapshot(Struct, frozen=True, gc=False):
 
 
 class BookDeltas(Struct, frozen=True, gc=False):
-    """The level writes of one update message, in order, already applied to the book."""
+    """The level writes of one update message, already applied to the book.
+
+    The event keeps the message's levels as the venue sent them (``contents``: one update, or the
+    list of a batch) and converts them to integer keys only when asked (:attr:`levels`), so that
+    the hot path builds nothing per level.
+
+    Attributes:
+        ticker: the market.
+        contents: the update (``channel_data``) or updates (``channel_batch_data``) applied.
+        offset: the message's ``message_id``.
+        connection_id: the WebSocket connection it came on.
+        book: the book they were applied to (its conversions give :attr:`levels`).
+    """
 
     ticker: str
-    changes: list[LevelChange]
+    contents: OrderbookUpdateContents | list[OrderbookUpdateContents]
     offset: int
     connection_id: str
+    book: OrderBook
+
+    @property
+    def levels(self) -> list[tuple[Side, int, int]]:
+        """``(side, price key, size key)`` of every write, in the order applied (bids then asks of
+        each update); size 0 deletes the level. Built on each access."""
+        contents = self.contents
+        updates = contents if isinstance(contents, list) else [contents]
+        parse_price, parse_size = self.book.parse_price, self.book.parse_size
+        out: list[tuple[Side, int, int]] = []
+        for update in updates:
+            out += [(Side.BID, parse_price(p), parse_size(q)) for p, q in update.bids]
+            out += [(Side.ASK, parse_price(p), parse_size(q)) for p, q in update.asks]
+        return out
 
 
 class BookRepair(Struct, frozen=True, gc=False):
@@ -228,6 +255,9 @@ class _State(enum.Enum):
     RESYNCING = "resyncing"
 
 
+_SYNCED = _State.SYNCED
+
+
 @dataclass(slots=True)
 class _Book:
     book: OrderBook
@@ -299,7 +329,6 @@ class DataClient:
         self.metrics = DataMetrics()
         self._dispatch: dict[type, Callable[[MarketStreamMsg], None]] = {
             OrderbookSubscribed: self._on_book_snapshot,  # type: ignore[dict-item]
-            OrderbookUpdate: self._on_book_update,  # type: ignore[dict-item]
             OrderbookBatch: self._on_book_batch,  # type: ignore[dict-item]
             TradesSubscribed: self._on_trades,  # type: ignore[dict-item]
             TradesUpdate: self._on_trades,  # type: ignore[dict-item]
@@ -348,7 +377,7 @@ class DataClient:
         if self._closed:
             raise ConfigError("DataClient is closed")
         if self._remove_ws_callback is None:
-            self._remove_ws_callback = self.ws.add_callback(self._on_message)
+            self._remove_ws_callback = self.ws.add_callback(self.feed)
         try:
             await self.ws.connect()
         except BaseException:
@@ -423,7 +452,39 @@ class DataClient:
         (decode each frame with :class:`~nautilus_dydx.core.stream.StreamProtocol`) through the same
         verified book pipeline, e.g. in a backtest or a benchmark.
         """
-        self._on_message(msg)
+        metrics = self.metrics
+        metrics.messages += 1
+        if type(msg) is OrderbookUpdate:
+            # The bulk of the traffic, inlined: one book call, one event, and the top of book only
+            # looked at when a write reached it.
+            ticker = msg.id or ""
+            entry = self._books.get(ticker)
+            if entry is None or entry.state is not _SYNCED:
+                return  # before the snapshot, or during a resync: the snapshot will carry it
+            metrics.book_messages += 1
+            offset = msg.message_id
+            contents = msg.contents
+            book = entry.book
+            try:
+                touched = book.apply_sides(contents.bids, contents.asks, offset)
+            except DydxError as exc:
+                self._bad_update(ticker, exc)
+                return
+            event = BookDeltas(ticker, contents, offset, msg.connection_id, book)
+            handlers = self._handlers
+            for handler in handlers:
+                try:
+                    handler(event)
+                except Exception:
+                    self._handler_failed(handler)
+            if self._iterators or not handlers:
+                self._enqueue(event)
+            if touched:
+                self._top_moved(ticker, entry, offset)
+            return
+        on_message = self._dispatch.get(type(msg))
+        if on_message is not None:
+            on_message(msg)
 
     def book(self, ticker: str) -> OrderBook:
         """The local book of a subscribed market.
@@ -480,27 +541,29 @@ class DataClient:
             self._iterators -= 1
 
     def _emit(self, event: MarketDataEvent) -> None:
-        for handler in self._handlers:
+        # feed() inlines this for BookDeltas: keep the two in step.
+        handlers = self._handlers
+        for handler in handlers:
             try:
                 handler(event)
             except Exception:
-                self.metrics.handler_errors += 1
-                _log.exception("DataClient handler %r failed", handler)
-        if self._iterators or not self._handlers:
-            # Unbounded on purpose: an event is never dropped. A consumer that falls far behind is
-            # reported (once per crossing of the high-water mark) instead of silently losing data.
-            self._queue.put_nowait(event)
-            size = self._queue.qsize()
-            if size >= self._high_water and size % self._high_water == 0:
-                _log.warning("DataClient consumer is %d events behind", size)
+                self._handler_failed(handler)
+        if self._iterators or not handlers:
+            self._enqueue(event)
+
+    def _handler_failed(self, handler: EventHandler) -> None:
+        self.metrics.handler_errors += 1
+        _log.exception("DataClient handler %r failed", handler)
+
+    def _enqueue(self, event: MarketDataEvent) -> None:
+        # Unbounded on purpose: an event is never dropped. A consumer that falls far behind is
+        # reported (once per crossing of the high-water mark) instead of silently losing data.
+        self._queue.put_nowait(event)
+        size = self._queue.qsize()
+        if size >= self._high_water and size % self._high_water == 0:
+            _log.warning("DataClient consumer is %d events behind", size)
 
     # -- stream handling ---------------------------------------------------------------------------
-
-    def _on_message(self, msg: MarketStreamMsg) -> None:
-        self.metrics.messages += 1
-        handler = self._dispatch.get(type(msg))
-        if handler is not None:
-            handler(msg)
 
     def _on_book_snapshot(self, msg: OrderbookSubscribed) -> None:
         ticker = msg.id or ""
@@ -528,26 +591,41 @@ class DataClient:
             self._emit(BookRepair(ticker, repairs, msg.message_id))
         self._quote(ticker, entry, msg.message_id)
 
-    def _on_book_update(self, msg: OrderbookUpdate) -> None:
-        self._apply_book(msg.id or "", (msg.contents,), msg.message_id, msg.connection_id)
-
     def _on_book_batch(self, msg: OrderbookBatch) -> None:
-        self._apply_book(msg.id or "", msg.contents, msg.message_id, msg.connection_id)
-
-    def _apply_book(self, ticker: str, updates: object, offset: int, connection_id: str) -> None:
+        # channel_data (OrderbookUpdate) takes the inlined copy of this in feed().
+        ticker = msg.id or ""
         entry = self._books.get(ticker)
-        if entry is None or entry.state is not _State.SYNCED:
+        if entry is None or entry.state is not _SYNCED:
             return  # before the snapshot, or during a resync: the snapshot will carry it
         self.metrics.book_messages += 1
+        offset = msg.message_id
         book = entry.book
+        apply_sides = book.apply_sides
+        touched = False
         try:
-            changes = book.apply_deltas(updates, offset)  # type: ignore[arg-type]
+            for contents in msg.contents:
+                if apply_sides(contents.bids, contents.asks, offset):
+                    touched = True
         except DydxError as exc:
-            self.metrics.decode_errors += 1
-            _log.error("bad %s update (%s); resyncing", ticker, exc)
-            self._schedule_resync(ticker, f"bad update: {exc}")
+            self._bad_update(ticker, exc)
             return
-        self._emit(BookDeltas(ticker, changes, offset, connection_id))
+        self._emit(BookDeltas(ticker, msg.contents, offset, msg.connection_id, book))
+        if touched:
+            self._top_moved(ticker, entry, offset)
+
+    def _bad_update(self, ticker: str, exc: DydxError) -> None:
+        # The levels before the bad one are applied: the book is not trusted until rebuilt.
+        self.metrics.decode_errors += 1
+        _log.error("bad %s update (%s); resyncing", ticker, exc)
+        self._schedule_resync(ticker, f"bad update: {exc}")
+
+    def _top_moved(self, ticker: str, entry: _Book, offset: int) -> None:
+        """A write of the message at ``offset`` reached the top of book: uncross, then quote.
+
+        Writes below the top can neither cross an uncrossed book nor change its top, so this is
+        all a message needs after its writes.
+        """
+        book = entry.book
         repairs = book.uncross()
         if repairs:
             self.metrics.repairs += 1
@@ -555,15 +633,7 @@ class DataClient:
         self._quote(ticker, entry, offset)
 
     def _quote(self, ticker: str, entry: _Book, offset: int) -> None:
-        book = entry.book
-        bid = book.best_bid()
-        ask = book.best_ask()
-        top = (
-            bid[0] if bid else None,
-            bid[1] if bid else None,
-            ask[0] if ask else None,
-            ask[1] if ask else None,
-        )
+        top = entry.book.top_of_book()
         if top != entry.top:
             entry.top = top
             self.metrics.quotes += 1
