@@ -128,6 +128,8 @@ async def soak(minutes: float, clients: int, block_time: float) -> int:
         "nautilus_dydx.emulator",
         "--port",
         str(port),
+        "--grpc-port",
+        str(free_port()),
         "--block-time",
         str(block_time),
         "--markets",

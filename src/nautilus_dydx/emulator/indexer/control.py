@@ -178,7 +178,10 @@ class ControlApi:
             after = int(q.get("after", "-1"))
         except ValueError:
             return _bad("depth and after must be integers")
-        records = self.hub.checksums(request.match_info["connection_id"], ticker, depth, after)
+        try:
+            records = self.hub.checksums(request.match_info["connection_id"], ticker, depth, after)
+        except ValueError as exc:  # a depth other than the one the records were taken at
+            return _bad(str(exc))
         if records is None:
             return _bad("unknown connection", 404)
         return json_response(records, cache=None)
