@@ -28,6 +28,15 @@ engine call that is a transaction (a place, a transfer) gets the next transactio
 that will commit it; operations the block itself runs (stateful placements, triggers, funding) get
 their own indices after those.
 
+Order of the checks, as the chain's CheckTx runs them (x/clob ante: the rate-limit decorator, then the
+clob decorator): ``ValidateBasic``; for a short-term place / cancel / batch cancel the GTB window
+(10/11) and then the block rate limit (5001); for a stateful place the rate limit; then the clob
+pair's tick, step and status checks (12, 34) and the rest. The engine charges the rate limit only
+for operations it accepts; the chain's limiter also charges attempts that fail later.
+
+:meth:`ChainEngine.atomic` runs several calls all-or-nothing (a multi-message transaction): state
+and events are rolled back together when one call raises; rate-limit charges are kept, as on chain.
+
 Matching rules (price-time priority, maker's price, integer subticks and quantums):
 
 * A taker meeting a maker of its own subaccount cancels the maker (SELF_TRADE_ERROR) and continues.
@@ -48,12 +57,14 @@ Matching rules (price-time priority, maker's price, integer subticks and quantum
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import datetime as dt
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal, cast
@@ -68,12 +79,13 @@ from nautilus_dydx.emulator.engine.accounts import (
 )
 from nautilus_dydx.emulator.engine.errors import EngineError, clob_error, subaccounts_error
 from nautilus_dydx.emulator.engine.fees import fee_quantums, fee_tier_for_volume
-from nautilus_dydx.emulator.engine.matching import Book, BookOrder
+from nautilus_dydx.emulator.engine.matching import Book, BookOrder, BookState
 from nautilus_dydx.emulator.engine.oracle import Oracle
 from nautilus_dydx.emulator.engine.validation import (
     go_order_id,
     validate_batch_cancel_basic,
     validate_cancel_basic,
+    validate_conditional_trigger,
     validate_good_til_block,
     validate_good_til_block_time,
     validate_order_against_market,
@@ -127,6 +139,17 @@ log = logging.getLogger(__name__)
 Sink = Callable[[ChainEvent], None]
 RateKind = Literal["short_term", "stateful", "cancel"]
 
+#: x/clob rate_limit: a MsgBatchCancel costs this much of the short-term cancel budget.
+BATCH_CANCEL_RATE_LIMIT_WEIGHT = 2
+# Rate-limit counts older than this many blocks are dropped (longer than any configured window).
+_RATE_HORIZON = 200
+#: BlockRateLimitConfiguration field each rate-limit kind is configured by (named in 5001 texts).
+_RATE_CONTEXT: dict[RateKind, str] = {
+    "short_term": "MaxShortTermOrdersPerNBlocks",
+    "stateful": "MaxStatefulOrdersPerNBlocks",
+    "cancel": "MaxShortTermOrderCancellationsPerNBlocks",
+}
+
 # On-chain events queued before their block exists carry this time; the block replaces it.
 _UNSTAMPED = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -156,6 +179,48 @@ class _LiveOrder:
 
 def _ref(key: OrderKey) -> SubaccountRef:
     return SubaccountRef(key.owner, key.subaccount_number)
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    """The engine state an :meth:`ChainEngine.atomic` block restores when it fails."""
+
+    accounts: dict[str, tuple[Account, Account]]  # address -> (live object, copy of its fields)
+    account_numbers: set[int]
+    next_account_number: int
+    subaccounts: dict[SubaccountRef, Subaccount]
+    dirty: dict[SubaccountRef, None]
+    volume: dict[str, int]
+    fee_collector_quantums: int
+    minted_usdc: int
+    books: dict[int, BookState]
+    orders: dict[OrderKey, _LiveOrder]  # shared: a live order changes only in block steps
+    filled: dict[OrderKey, int]
+    short_term_last: dict[OrderKey, OrderSnapshot]
+    short_term_cancels: dict[OrderKey, int]
+    pending_stateful: dict[OrderKey, tuple[OrderSnapshot, str, int]]
+    pending_cancels: dict[OrderKey, int]
+    triggered: list[OrderKey]
+    pending_status: list[tuple[int, MarketStatus]]
+    pending: list[ChainEvent]
+    markets: dict[int, MarketInfo]
+    funding_rate: dict[int, int]
+    oracle: tuple[dict[int, int], dict[int, int]]
+    tx_index: int
+    seq: int
+
+
+def _copy_account(account: Account) -> Account:
+    return dataclasses.replace(account, balances=dict(account.balances))
+
+
+def _copy_subaccount(sub: Subaccount) -> Subaccount:
+    return Subaccount(
+        ref=sub.ref,
+        usdc=sub.usdc,
+        positions={c: copy.copy(p) for c, p in sub.positions.items()},
+        closed=[copy.copy(p) for p in sub.closed],
+    )
 
 
 class ChainEngine:
@@ -229,12 +294,14 @@ class ChainEngine:
         self._producing = False
 
         self._sinks: list[Sink] = []
+        self._atomic: list[tuple[_Snapshot, list[ChainEvent]]] = []  # open atomic() blocks
         self._pending: list[ChainEvent] = []
         self._tx_index = 0
         self._seq = 0
 
         self._accounts: dict[str, Account] = {}
         self._next_account_number = 0
+        self._account_numbers: set[int] = set()
         self._subaccounts: dict[SubaccountRef, Subaccount] = {}
         self._dirty: dict[SubaccountRef, None] = {}
         self._volume: dict[str, int] = defaultdict(int)
@@ -307,13 +374,39 @@ class ChainEngine:
         """The account of ``address``; ``None`` until it first received funds."""
         return self._accounts.get(address)
 
-    def ensure_account(self, address: str) -> Account:
-        """The account of ``address``, created with the next account number if new."""
+    def ensure_account(self, address: str, *, account_number: int | None = None) -> Account:
+        """The account of ``address``, created if new.
+
+        Args:
+            address: the account's address.
+            account_number: the number a new account gets (a test reproducing a known-answer
+                signature needs its vector's number); default the next free one. For an existing
+                account it must be the account's number: the chain never renumbers.
+
+        Raises:
+            ValueError: ``account_number`` is negative, belongs to another account, or differs from
+                the existing account's number.
+        """
         account = self._accounts.get(address)
-        if account is None:
-            account = Account(address=address, account_number=self._next_account_number)
+        if account is not None:
+            if account_number is not None and account_number != account.account_number:
+                raise ValueError(
+                    f"account {address} already has account number {account.account_number}, "
+                    f"not {account_number}"
+                )
+            return account
+        if account_number is None:
+            while self._next_account_number in self._account_numbers:
+                self._next_account_number += 1
+            account_number = self._next_account_number
             self._next_account_number += 1
-            self._accounts[address] = account
+        elif account_number < 0:
+            raise ValueError(f"account number {account_number} must be >= 0")
+        elif account_number in self._account_numbers:
+            raise ValueError(f"account number {account_number} is already taken")
+        account = Account(address=address, account_number=account_number)
+        self._accounts[address] = account
+        self._account_numbers.add(account_number)
         return account
 
     def accounts(self) -> Iterable[Account]:
@@ -384,6 +477,7 @@ class ChainEngine:
         """List the markets, publish the initial oracle prices and commit the start block. Idempotent."""
         if self._started:
             return
+        self._require_not_atomic("start")
         self._started = True
         self.height = self._start_height
         for market in self._markets.values():
@@ -399,6 +493,7 @@ class ChainEngine:
             now: the block time; default the previous block time plus ``block_interval``. A time not
                 after the previous block is moved to one microsecond after it (block times increase).
         """
+        self._require_not_atomic("produce_block")
         if not self._started:
             self.start()
         height = self.height + 1
@@ -454,6 +549,109 @@ class ChainEngine:
 
         self._flush(height, time)
 
+    # --- transactions ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Run several calls all-or-nothing, as the chain runs a transaction's messages in CheckTx.
+
+        Inside the block, events are held back; when it exits normally they go to the sinks in
+        order, and when it raises, the engine's state is put back as it was at entry, the held
+        events are dropped, and the exception propagates. Blocks nest (an inner block that fails
+        undoes only its own calls). Account objects handed out earlier stay the engine's own.
+
+        Not undone, as on the chain: block rate-limit charges (the venue keeps those counters
+        outside the store that CheckTx branches). :meth:`produce_block` may not run inside.
+
+        Example:
+            ``with engine.atomic(): engine.transfer(a, b, n); engine.place_order(order)``
+        """
+        snapshot = self._take_snapshot()
+        events: list[ChainEvent] = []
+        self._atomic.append((snapshot, events))
+        try:
+            yield
+        except BaseException:
+            self._atomic.pop()
+            self._restore_snapshot(snapshot)
+            raise
+        self._atomic.pop()
+        for event in events:
+            self._emit(event)
+
+    @property
+    def in_atomic(self) -> bool:
+        """Whether an :meth:`atomic` block is open."""
+        return bool(self._atomic)
+
+    def _require_not_atomic(self, what: str) -> None:
+        if self._atomic:
+            raise RuntimeError(f"{what} cannot run inside ChainEngine.atomic()")
+
+    def _take_snapshot(self) -> _Snapshot:
+        # Frozen values (keys, order snapshots, events, MarketInfo) are shared; mutable containers
+        # are copied. Objects that are mutated in place are restored in place (accounts, book
+        # orders) or copied (subaccounts and positions). A _LiveOrder is shared: its only mutable
+        # field, ``state``, changes in block steps, which cannot run inside atomic().
+        return _Snapshot(
+            accounts={a: (acc, _copy_account(acc)) for a, acc in self._accounts.items()},
+            account_numbers=set(self._account_numbers),
+            next_account_number=self._next_account_number,
+            subaccounts={ref: _copy_subaccount(sub) for ref, sub in self._subaccounts.items()},
+            dirty=dict(self._dirty),
+            volume=dict(self._volume),
+            fee_collector_quantums=self.fee_collector_quantums,
+            minted_usdc=self.minted_usdc,
+            books={c: book.snapshot() for c, book in self._books.items()},
+            orders=dict(self._orders),
+            filled=dict(self._filled),
+            short_term_last=dict(self._short_term_last),
+            short_term_cancels=dict(self._short_term_cancels),
+            pending_stateful=dict(self._pending_stateful),
+            pending_cancels=dict(self._pending_cancels),
+            triggered=list(self._triggered),
+            pending_status=list(self._pending_status),
+            pending=list(self._pending),
+            markets=dict(self._markets),
+            funding_rate=dict(self._funding_rate),
+            oracle=self._oracle.snapshot(),
+            tx_index=self._tx_index,
+            seq=self._seq,
+        )
+
+    def _restore_snapshot(self, snap: _Snapshot) -> None:
+        accounts: dict[str, Account] = {}
+        for address, (account, saved) in snap.accounts.items():
+            # Restored in place: the tx layer and tests hold Account objects across calls.
+            for name in ("account_number", "sequence", "pub_key"):
+                setattr(account, name, getattr(saved, name))
+            account.balances = dict(saved.balances)
+            accounts[address] = account
+        self._accounts = accounts
+        self._account_numbers = set(snap.account_numbers)
+        self._next_account_number = snap.next_account_number
+        self._subaccounts = snap.subaccounts
+        self._dirty = dict(snap.dirty)
+        self._volume = defaultdict(int, snap.volume)
+        self.fee_collector_quantums = snap.fee_collector_quantums
+        self.minted_usdc = snap.minted_usdc
+        for clob_pair_id, book in snap.books.items():
+            self._books[clob_pair_id].restore(book)
+        self._orders = snap.orders
+        self._filled = snap.filled
+        self._short_term_last = snap.short_term_last
+        self._short_term_cancels = snap.short_term_cancels
+        self._pending_stateful = snap.pending_stateful
+        self._pending_cancels = snap.pending_cancels
+        self._triggered = snap.triggered
+        self._pending_status = snap.pending_status
+        self._pending = snap.pending
+        self._markets = snap.markets
+        self._funding_rate = snap.funding_rate
+        self._oracle.restore(snap.oracle)
+        self._tx_index = snap.tx_index
+        self._seq = snap.seq
+
     # --- orders -----------------------------------------------------------------------------------
 
     def place_order(self, order: OrderSnapshot, *, tx_hash: str = "") -> None:
@@ -466,17 +664,28 @@ class ChainEngine:
                 2004, 3000-3008, 5001, 6000, 6001, 9003, 10001).
         """
         validate_order_basic(order)
-        market = validate_order_against_market(order, self._markets.get(order.key.clob_pair_id))
-        if order.key.order_flags == SHORT_TERM:
+        key = order.key
+        short_term = key.order_flags == SHORT_TERM
+        market: MarketInfo | None = self._markets.get(key.clob_pair_id)
+        kind: RateKind = "short_term" if short_term else "stateful"
+        if market is not None:
+            # The chain's ClobRateLimitDecorator runs before the clob decorator, and only for an
+            # existing clob pair. For a short-term order it first checks the GTB window (so that an
+            # order with a stale or far GTB, replayable because short-term txs skip the sequence,
+            # cannot consume the owner's rate budget): 10/11, then 5001, then the rest.
+            if order.good_til_block is not None and short_term:
+                validate_good_til_block(order.good_til_block, self.height, self.short_block_window)
+            self._check_rate(kind, key.owner)
+        market = validate_order_against_market(order, market, include_trigger=False)
+        if short_term:
             self._place_short_term(order, market, tx_hash)
         else:
-            self._accept_stateful(order, tx_hash)
+            self._accept_stateful(order, market, tx_hash)
+        self._charge_rate(kind, key.owner)
 
     def _place_short_term(self, order: OrderSnapshot, market: MarketInfo, tx_hash: str) -> None:
         key = order.key
         assert order.good_til_block is not None
-        validate_good_til_block(order.good_til_block, self.height, self.short_block_window)
-        self._check_rate("short_term", key.owner, self.block_rate_limits.max_short_term_orders_per_n_blocks)
         cancel_gtb = self._short_term_cancels.get(key)
         if cancel_gtb is not None and cancel_gtb >= order.good_til_block:
             raise clob_error(7, f"Order: {go_order_id(key)}, Cancellation GoodTilBlock: {cancel_gtb}")
@@ -500,7 +709,6 @@ class ChainEngine:
                 if _ref(maker.key) != _ref(key):
                     raise clob_error(2003, f"Order {go_order_id(key)} crosses maker {go_order_id(maker.key)}")
 
-        self._count_rate("short_term", key.owner)
         if existing is not None and key in self._orders:
             # A replacement takes the old order off the book; it keeps the fills of the order id.
             self._books[key.clob_pair_id].remove(key)
@@ -512,7 +720,7 @@ class ChainEngine:
         )
         self._match(live, tx_index=self._next_tx(), tx_hash=tx_hash, offchain=True)
 
-    def _accept_stateful(self, order: OrderSnapshot, tx_hash: str) -> None:
+    def _accept_stateful(self, order: OrderSnapshot, market: MarketInfo, tx_hash: str) -> None:
         key = order.key
         assert order.good_til_block_time is not None
         validate_good_til_block_time(
@@ -530,9 +738,8 @@ class ChainEngine:
                 f"supported. Existing order GoodTilBlockTime ({old.good_til_block_time}), New order "
                 f"GoodTilBlockTime ({order.good_til_block_time})",
             )
+        validate_conditional_trigger(order, market)
         self._check_equity_tier(order)
-        self._check_rate("stateful", key.owner, self.block_rate_limits.max_stateful_orders_per_n_blocks)
-        self._count_rate("stateful", key.owner)
         self._pending_stateful[key] = (order, tx_hash, self._next_tx())
 
     def _place_stateful_in_block(
@@ -614,15 +821,16 @@ class ChainEngine:
         self._pending_cancels[key] = good_til_block_time
         self._next_tx()
 
-    def _cancel_short_term(self, key: OrderKey, good_til_block: int) -> None:
+    def _cancel_short_term(self, key: OrderKey, good_til_block: int, *, rate_limit: bool = True) -> None:
+        # As for placements: GTB window (10/11), then the rate limit (5001), then the memclob.
         validate_good_til_block(good_til_block, self.height, self.short_block_window)
-        self._check_rate(
-            "cancel", key.owner, self.block_rate_limits.max_short_term_order_cancellations_per_n_blocks
-        )
+        if rate_limit:
+            self._check_rate("cancel", key.owner)
         previous = self._short_term_cancels.get(key)
         if previous is not None and previous >= good_til_block:
             raise clob_error(9)
-        self._count_rate("cancel", key.owner)
+        if rate_limit:
+            self._charge_rate("cancel", key.owner)
         self._short_term_cancels[key] = good_til_block
         live = self._orders.get(key)
         if live is not None and (live.order.good_til_block or 0) <= good_til_block:
@@ -633,21 +841,44 @@ class ChainEngine:
     ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """Cancel many short-term orders of one subaccount (non-atomic).
 
+        Checked as the chain does: ``ValidateBasic`` (45); when the GTB is in the window and every
+        clob pair exists, one rate-limit charge of weight 2 for the whole batch (5001); an unknown
+        clob pair (27); then each id is cancelled as a short-term ``MsgCancelOrder`` (without its own
+        rate-limit charge), a failure only marking that id failed.
+
+        The chain rejects a batch whose GTB is outside the window with 10/11 at once; here every id
+        then fails with 10/11 and the batch answers 46 (the transaction layer's tests pin that).
+
         Returns:
             ``(succeeded, failed)`` lists of ``(clob_pair_id, client_id)``.
 
         Raises:
-            EngineError: clob 45 (malformed: empty, duplicates, over 100 ids) or 46 (none succeeded).
+            EngineError: clob 45 (malformed: empty, duplicates, over 100 ids), 5001, 27 (unknown clob
+                pair) or 46 (none succeeded).
         """
         normalised = [(clob_pair_id, list(ids)) for clob_pair_id, ids in batches]
         validate_batch_cancel_basic(normalised)
+        try:
+            validate_good_til_block(good_til_block, self.height, self.short_block_window)
+        except EngineError:
+            window_ok = False
+        else:
+            window_ok = True
+        if window_ok:
+            unknown = [c for c, _ in normalised if c not in self._markets]
+            if not unknown:
+                self._check_rate("cancel", subaccount.address, weight=BATCH_CANCEL_RATE_LIMIT_WEIGHT)
+            else:
+                raise clob_error(27, f"Invalid clob pair id {unknown[0]}")
         succeeded: list[tuple[int, int]] = []
         failed: list[tuple[int, int]] = []
         for clob_pair_id, client_ids in normalised:
             for client_id in client_ids:
                 key = OrderKey(subaccount.address, subaccount.number, client_id, clob_pair_id, SHORT_TERM)
                 try:
-                    self.cancel_order(key, good_til_block=good_til_block)
+                    if clob_pair_id not in self._markets:
+                        raise clob_error(8, f"Clob {clob_pair_id} is not a valid clob")
+                    self._cancel_short_term(key, good_til_block, rate_limit=False)
                 except EngineError as exc:
                     log.debug("batch cancel of %s failed: %s", key, exc)
                     failed.append((clob_pair_id, client_id))
@@ -655,6 +886,7 @@ class ChainEngine:
                     succeeded.append((clob_pair_id, client_id))
         if not succeeded:
             raise clob_error(46, f"No successful cancellations. Failures: {failed}")
+        self._charge_rate("cancel", subaccount.address, weight=BATCH_CANCEL_RATE_LIMIT_WEIGHT)
         return succeeded, failed
 
     # --- matching ---------------------------------------------------------------------------------
@@ -973,38 +1205,49 @@ class ChainEngine:
             self.minted_usdc += amount
 
     def deposit(
-        self, address: str, number: int, quantums: int, *, tx_hash: str = "", from_wallet: bool = False
+        self,
+        address: str,
+        number: int,
+        quantums: int,
+        *,
+        tx_hash: str = "",
+        from_wallet: bool = False,
+        sender: str | None = None,
     ) -> None:
         """Credit USDC to subaccount ``(address, number)``.
 
-        By default it is minted (the faucet); with ``from_wallet`` it moves from the wallet's USDC
-        (``MsgDepositToSubaccount``). Committed (``TransferCommitted`` DEPOSIT) in the next block.
+        By default it is minted (the faucet). ``MsgDepositToSubaccount`` moves it from a wallet: the
+        ``sender``'s (whose subaccount it need not be), or with ``from_wallet`` alone the owner's.
+        Committed (``TransferCommitted`` DEPOSIT) in the next block.
 
         Raises:
             EngineError: sdk 5 when the wallet lacks the funds, sending 2 for a non-positive amount.
         """
         if quantums <= 0:
             raise EngineError("sending", 2, f"{quantums}: Invalid transfer amount")
-        account = self.ensure_account(address)
-        if from_wallet:
-            balance = account.balances.get(USDC_DENOM, 0)
-            if balance < quantums:
+        wallet_address = sender if sender is not None else (address if from_wallet else None)
+        if wallet_address is not None:
+            wallet = self._accounts.get(wallet_address)
+            balance = wallet.balances.get(USDC_DENOM, 0) if wallet is not None else 0
+            if wallet is None or balance < quantums:
                 raise EngineError(
                     "sdk",
                     5,
                     f"spendable balance {balance}{USDC_DENOM} is smaller than {quantums}{USDC_DENOM}: insufficient funds",
                 )
-            account.balances[USDC_DENOM] = balance - quantums
+            wallet.balances[USDC_DENOM] = balance - quantums
         else:
             self.minted_usdc += quantums
         ref = SubaccountRef(address, number)
         self._sub(ref).usdc += quantums
-        self._transfer_event("DEPOSIT", None, address, ref, None, quantums, tx_hash)
+        self._transfer_event("DEPOSIT", None, wallet_address or address, ref, None, quantums, tx_hash)
 
     def withdraw(
         self, address: str, number: int, quantums: int, *, recipient: str | None = None, tx_hash: str = ""
     ) -> None:
-        """Move USDC from a subaccount to a wallet (default the owner's); committed in the next block.
+        """Move USDC from subaccount ``(address, number)`` to the ``recipient`` wallet (default the
+        owner's; ``MsgWithdrawFromSubaccount``'s recipient may be any address); committed in the next
+        block.
 
         Raises:
             EngineError: subaccounts 102 when the subaccount would be undercollateralized.
@@ -1114,26 +1357,49 @@ class ChainEngine:
         self._emit_order_event(event, True)
 
     def _emit(self, event: ChainEvent) -> None:
+        if self._atomic:
+            self._atomic[-1][1].append(event)
+            return
         for sink in self._sinks:
             sink(event)
 
-    def _check_rate(self, kind: RateKind, address: str, limits: Sequence[BlockRateLimit]) -> None:
+    def _rate_limits(self, kind: RateKind) -> Sequence[BlockRateLimit]:
+        limits = self.block_rate_limits
+        if kind == "short_term":
+            return limits.max_short_term_orders_per_n_blocks
+        if kind == "stateful":
+            return limits.max_stateful_orders_per_n_blocks
+        return limits.max_short_term_order_cancellations_per_n_blocks
+
+    def _check_rate(self, kind: RateKind, address: str, *, weight: int = 1) -> None:
+        """Raise 5001 if ``weight`` more ``kind`` operations of ``address`` would exceed a window.
+
+        The chain checks this in its ClobRateLimitDecorator, before the clob checks; the engine only
+        charges operations that are accepted (:meth:`_charge_rate`), whereas the chain's in-memory
+        limiter also charges attempts that a later check (or the limit itself) rejects.
+        """
+        limits = self._rate_limits(kind)
         counts = self._rate_counts[(kind, address)]
         next_height = self.height + 1
+        single = len(limits) == 1 and limits[0].num_blocks == 1
         for rate in limits:
-            window = sum(n for h, n in counts.items() if h > next_height - rate.num_blocks)
-            if window + 1 > rate.limit:
+            window = weight + sum(n for h, n in counts.items() if h > next_height - rate.num_blocks)
+            if window > rate.limit:
+                target = f"key {address}" if single else address
                 raise clob_error(
                     5001,
-                    f"Rate of {window + 1} exceeds configured block rate limit of "
-                    f"{{NumBlocks:{rate.num_blocks} Limit:{rate.limit}}} for {kind} and key {address}",
+                    f"Rate of {window} exceeds configured block rate limit of "
+                    f"{{NumBlocks:{rate.num_blocks} Limit:{rate.limit}}} for {_RATE_CONTEXT[kind]} and {target}",
                 )
 
-    def _count_rate(self, kind: RateKind, address: str) -> None:
+    def _charge_rate(self, kind: RateKind, address: str, *, weight: int = 1) -> None:
+        """Count an accepted operation. Never undone by :meth:`atomic`: the chain keeps its rate
+        counters outside the store that CheckTx branches."""
         counts = self._rate_counts[(kind, address)]
         next_height = self.height + 1
-        counts[next_height] = counts.get(next_height, 0) + 1
-        horizon = next_height - 200
+        counts[next_height] = counts.get(next_height, 0) + weight
+        longest = max((rate.num_blocks for rate in self._rate_limits(kind)), default=1)
+        horizon = next_height - max(_RATE_HORIZON, longest)
         for h in [h for h in counts if h <= horizon]:
             del counts[h]
 

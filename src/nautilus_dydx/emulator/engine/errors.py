@@ -26,6 +26,7 @@ CLOB_MESSAGES: dict[int, str] = {
     12: "MsgPlaceOrder is invalid",
     20: "Replacing an existing order failed",
     24: "Order is fully filled",
+    27: "Invalid ClobPair parameter",
     29: "Invalid stateful order cancellation",
     30: "An order with the same `OrderId` and `OrderHash` has already been processed for this CLOB",
     32: "Existing stateful order cancellation has higher-or-equal priority than the new one",

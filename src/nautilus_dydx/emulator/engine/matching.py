@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from nautilus_dydx.emulator.events import OrderKey, Side
 
-__all__ = ["Book", "BookOrder", "crosses"]
+__all__ = ["Book", "BookOrder", "BookState", "crosses"]
 
 
 @dataclass(slots=True)
@@ -31,6 +31,18 @@ class BookOrder:
     @property
     def remaining(self) -> int:
         return self.quantums - self.filled
+
+
+@dataclass(frozen=True, slots=True)
+class BookState:
+    """What :meth:`Book.restore` needs: each side's levels, the index and every order's fill."""
+
+    sides: tuple[
+        tuple[list[int], dict[int, tuple[BookOrder, ...]]],
+        tuple[list[int], dict[int, tuple[BookOrder, ...]]],
+    ]
+    index: dict[OrderKey, BookOrder]
+    fills: list[tuple[BookOrder, int]]
 
 
 def crosses(taker_side: Side, taker_subticks: int, maker_subticks: int) -> bool:
@@ -80,6 +92,14 @@ class _Side:
     def levels(self) -> list[tuple[int, int]]:
         return [(p, sum(o.remaining for o in self._levels[p])) for p in self.prices_best_first()]
 
+    def snapshot(self) -> tuple[list[int], dict[int, tuple[BookOrder, ...]]]:
+        return list(self._prices), {p: tuple(q) for p, q in self._levels.items()}
+
+    def restore(self, state: tuple[list[int], dict[int, tuple[BookOrder, ...]]]) -> None:
+        prices, levels = state
+        self._prices = list(prices)
+        self._levels = {p: deque(q) for p, q in levels.items()}
+
     def __len__(self) -> int:
         return sum(len(q) for q in self._levels.values())
 
@@ -113,6 +133,22 @@ class Book:
 
     def get(self, key: OrderKey) -> BookOrder | None:
         return self._index.get(key)
+
+    def snapshot(self) -> BookState:
+        """The book's state, for :meth:`restore` (cheap: no order is copied or re-hashed)."""
+        return BookState(
+            sides=(self._bids.snapshot(), self._asks.snapshot()),
+            index=dict(self._index),
+            fills=[(order, order.filled) for order in self._index.values()],
+        )
+
+    def restore(self, state: BookState) -> None:
+        """Put the book back as it was at :meth:`snapshot`, with the same :class:`BookOrder` objects."""
+        self._bids.restore(state.sides[0])
+        self._asks.restore(state.sides[1])
+        self._index = dict(state.index)
+        for order, filled in state.fills:
+            order.filled = filled
 
     def __contains__(self, key: object) -> bool:
         return key in self._index

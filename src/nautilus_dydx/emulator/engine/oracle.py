@@ -36,6 +36,14 @@ class Oracle:
             raise ValueError("oracle price must be > 0")
         self._pending[clob_pair_id] = price
 
+    def snapshot(self) -> tuple[dict[int, int], dict[int, int]]:
+        """Prices and pending overrides (the random walk's state is not included)."""
+        return dict(self._prices), dict(self._pending)
+
+    def restore(self, state: tuple[dict[int, int], dict[int, int]]) -> None:
+        """Put back what :meth:`snapshot` returned."""
+        self._prices, self._pending = dict(state[0]), dict(state[1])
+
     def step(self) -> Iterable[int]:
         """Advance one block; returns the clob pair ids whose price changed."""
         changed: list[int] = []

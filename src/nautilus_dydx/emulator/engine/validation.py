@@ -31,6 +31,7 @@ __all__ = [
     "order_hash",
     "validate_batch_cancel_basic",
     "validate_cancel_basic",
+    "validate_conditional_trigger",
     "validate_good_til_block",
     "validate_good_til_block_time",
     "validate_order_against_market",
@@ -129,21 +130,18 @@ def validate_order_basic(order: OrderSnapshot) -> None:
             )
 
 
-def validate_order_against_market(order: OrderSnapshot, market: MarketInfo | None) -> MarketInfo:
-    """The clob pair exists, its status allows the order, and price/size are tick/step multiples."""
+def validate_order_against_market(
+    order: OrderSnapshot, market: MarketInfo | None, *, include_trigger: bool = True
+) -> MarketInfo:
+    """The clob pair exists, price/size are tick/step multiples and its status allows the order.
+
+    In the chain's order (``PerformStatefulOrderValidation``): 8, 12 (subticks), 12 (quantums), 34.
+    The chain checks a conditional order's trigger subticks only after the stateful GTBT and
+    duplicate checks; pass ``include_trigger=False`` and call :func:`validate_conditional_trigger`
+    there to keep that order.
+    """
     if market is None:
         raise clob_error(8, f"Clob {order.key.clob_pair_id} is not a valid clob")
-    if market.status != "ACTIVE":
-        allowed = (
-            market.status == "INITIALIZING"
-            and order.key.order_flags == SHORT_TERM
-            and order.time_in_force == "POST_ONLY"
-        )
-        if not allowed:
-            raise clob_error(
-                34,
-                f"Order {go_order_id(order.key)} conflicts with ClobPair status {market.status}",
-            )
     if order.subticks % market.subticks_per_tick:
         raise clob_error(
             12,
@@ -156,13 +154,30 @@ def validate_order_against_market(order: OrderSnapshot, market: MarketInfo | Non
             f"Order Quantums {order.quantums} must be a multiple of the ClobPair's StepBaseQuantums "
             f"{market.step_base_quantums}",
         )
+    if market.status != "ACTIVE":
+        allowed = (
+            market.status == "INITIALIZING"
+            and order.key.order_flags == SHORT_TERM
+            and order.time_in_force == "POST_ONLY"
+        )
+        if not allowed:
+            raise clob_error(
+                34,
+                f"Order {go_order_id(order.key)} conflicts with ClobPair status {market.status}",
+            )
+    if include_trigger:
+        validate_conditional_trigger(order, market)
+    return market
+
+
+def validate_conditional_trigger(order: OrderSnapshot, market: MarketInfo) -> None:
+    """A conditional order's trigger subticks are a multiple of the clob pair's SubticksPerTick (12)."""
     if order.key.order_flags == CONDITIONAL and order.trigger_subticks % market.subticks_per_tick:
         raise clob_error(
             12,
             f"Conditional order trigger subticks {order.trigger_subticks} must be a multiple of the "
             f"ClobPair's SubticksPerTick {market.subticks_per_tick}",
         )
-    return market
 
 
 def validate_good_til_block(good_til_block: int, height: int, short_block_window: int) -> None:
