@@ -8,6 +8,7 @@ from tests.emulator.txutil import Harness, Key
 from v4_proto.cosmos.base.abci.v1beta1 import abci_pb2
 from v4_proto.dydxprotocol.clob import tx_pb2 as clob_tx
 
+from nautilus_dydx.emulator.events import TransferCommitted
 from nautilus_dydx.emulator.params import BlockRateLimit, BlockRateLimits
 
 LONG_TERM = 64
@@ -252,3 +253,9 @@ def test_rejected_order_after_transfer_undoes_the_transfer(chain: Harness, key: 
     assert state is not None
     assert state.usdc_quantums == 1_000 * tu.USDC
     assert chain.sequence(key) == 0
+    # rolled back, not reversed: no transfer (nor a reverse one) is committed, subaccount 1 never existed
+    assert chain.engine.subaccount(key.address, 1) is None
+    events: list[object] = []
+    chain.engine.add_sink(events.append)
+    chain.engine.produce_block()
+    assert not [e for e in events if isinstance(e, TransferCommitted) and e.type == "TRANSFER"]

@@ -9,7 +9,8 @@ The messages a trading client sends (protocol reference §5.1) map onto the
 * ``MsgCancelOrder`` -> :meth:`ChainEngine.cancel_order`;
 * ``MsgBatchCancel`` -> :meth:`ChainEngine.batch_cancel`, whose succeeded / failed ids become the
   ``MsgBatchCancelResponse``;
-* ``MsgDepositToSubaccount`` -> :meth:`ChainEngine.deposit` from the sender's wallet;
+* ``MsgDepositToSubaccount`` -> :meth:`ChainEngine.deposit` from the sender's wallet (to any
+  subaccount);
 * ``MsgWithdrawFromSubaccount`` -> :meth:`ChainEngine.withdraw`;
 * ``MsgCreateTransfer`` -> :meth:`ChainEngine.transfer`.
 
@@ -313,32 +314,19 @@ def _batches(pairs: Sequence[tuple[int, int]]) -> list[Any]:
 def apply_messages(engine: ChainEngine, msgs: Sequence[Any], tx_hash: str) -> list[Any]:
     """Run ``msgs`` on the engine in order; returns one response message per message.
 
-    A transfer that accompanies an order is undone (by the opposite transfer) when the order is
-    rejected, because the chain discards the whole CheckTx branch on an error. Earlier stateful
-    placements of a rejected multi-order transaction stay pending: the engine has no rollback.
+    All or nothing, as the chain discards the whole CheckTx branch on an error: when a message is
+    rejected, the engine is rolled back to before the first one (:meth:`ChainEngine.atomic`).
 
     Raises:
         EngineError: the engine's rejection of the first message that failed.
     """
-    responses: list[Any] = []
-    done_transfers: list[tuple[SubaccountRef, SubaccountRef, int]] = []
-    try:
-        for msg in msgs:
-            responses.append(_apply(engine, msg, tx_hash, done_transfers))
-    except EngineError:
-        for sender, recipient, amount in reversed(done_transfers):
-            log.warning("undoing transfer of tx %s: %s -> %s, %d", tx_hash, sender, recipient, amount)
-            engine.transfer(recipient, sender, amount, tx_hash=tx_hash)
-        raise
-    return responses
+    if len(msgs) == 1:  # a single engine call is all-or-nothing already; skip the snapshot
+        return [_apply(engine, msgs[0], tx_hash)]
+    with engine.atomic():
+        return [_apply(engine, msg, tx_hash) for msg in msgs]
 
 
-def _apply(
-    engine: ChainEngine,
-    msg: Any,
-    tx_hash: str,
-    done_transfers: list[tuple[SubaccountRef, SubaccountRef, int]],
-) -> Any:
+def _apply(engine: ChainEngine, msg: Any, tx_hash: str) -> Any:
     if isinstance(msg, clob_tx.MsgPlaceOrder):
         engine.place_order(order_from_proto(msg.order), tx_hash=tx_hash)
         return clob_tx.MsgPlaceOrderResponse()
@@ -358,17 +346,12 @@ def _apply(
             short_term_succeeded=_batches(succeeded), short_term_failed=_batches(failed)
         )
     if isinstance(msg, transfer_pb2.MsgDepositToSubaccount):
-        if msg.sender != msg.recipient.owner:
-            # The engine deposits from the owner's own wallet only.
-            raise EngineError(
-                "sdk", 18, "emulator: a deposit must go to a subaccount of the sender: invalid request"
-            )
         engine.deposit(
             msg.recipient.owner,
             int(msg.recipient.number),
             int(msg.quantums),
             tx_hash=tx_hash,
-            from_wallet=True,
+            sender=msg.sender,
         )
         return sending_tx.MsgDepositToSubaccountResponse()
     if isinstance(msg, transfer_pb2.MsgWithdrawFromSubaccount):
@@ -385,7 +368,6 @@ def _apply(
         sender = SubaccountRef(transfer.sender.owner, int(transfer.sender.number))
         recipient = SubaccountRef(transfer.recipient.owner, int(transfer.recipient.number))
         engine.transfer(sender, recipient, int(transfer.amount), tx_hash=tx_hash)
-        done_transfers.append((sender, recipient, int(transfer.amount)))
         return sending_tx.MsgCreateTransferResponse()
     raise TypeError(f"unsupported message {type(msg).__name__}")
 
