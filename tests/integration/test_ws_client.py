@@ -8,7 +8,7 @@ import socket
 import pytest
 from _emulator import control
 
-from nautilus_dydx.core.errors import ConfigError, ConnectError, SubscriptionError
+from nautilus_dydx.core.errors import ConfigError, ConnectError, SubscriptionError, TransportTimeout
 from nautilus_dydx.emulator.app import Emulator
 from nautilus_dydx.schemas.stream import (
     Channel,
@@ -18,6 +18,7 @@ from nautilus_dydx.schemas.stream import (
     OrderbookUpdate,
     Reconnected,
     Reconnecting,
+    StreamError,
 )
 from nautilus_dydx.transport.ws import WsClient
 
@@ -185,3 +186,131 @@ async def test_iteration_ends_on_close(emu: Emulator) -> None:
     await asyncio.sleep(0.2)
     await ws.close()
     assert await asyncio.wait_for(task, 5) > 0
+
+
+# -- regressions found in review -----------------------------------------------------------------
+
+
+async def test_concurrent_first_subscribes_share_one_socket(emu: Emulator) -> None:
+    events: list[MarketStreamMsg] = []
+    ws = WsClient(emu.ws_url)
+    ws.add_callback(events.append)
+    await asyncio.gather(
+        ws.subscribe(Channel.ORDERBOOK, "BTC-USD"), ws.subscribe(Channel.ORDERBOOK, "ETH-USD")
+    )
+    await _until(lambda: sum(isinstance(e, OrderbookSubscribed) for e in events) == 2)
+    await asyncio.sleep(0.2)
+    assert sum(isinstance(e, Connected) for e in events) == 1
+    assert sum(isinstance(e, OrderbookSubscribed) for e in events) == 2
+    assert ws.connection_count == 1
+    await ws.close()
+    assert ws.connection_count == 0
+
+
+async def test_failed_first_connect_leaves_nothing_half_open() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ws = WsClient(f"ws://127.0.0.1:{port}/v4/ws")
+    for _ in range(2):  # the second attempt must fail too, not pretend to be connected
+        with pytest.raises(ConnectError):
+            await ws.connect()
+    assert ws._session is None
+    await ws.close()
+
+
+async def test_connect_timeout_covers_the_handshake() -> None:
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(30)
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        ws = WsClient(f"ws://127.0.0.1:{port}/v4/ws", connect_timeout=0.3)
+        with pytest.raises(TransportTimeout):
+            await ws.connect()
+        await ws.close()
+    finally:
+        server.close()
+
+
+async def test_an_undecodable_frame_heals_its_subscription_without_dropping_the_socket() -> None:
+    from aiohttp import web
+
+    state = {"connections": 0, "subscribes": 0}
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        sock = web.WebSocketResponse()
+        await sock.prepare(request)
+        state["connections"] += 1
+        await sock.send_str('{"type":"connected","connection_id":"c1","message_id":0}')
+        message_id = 0
+        async for msg in sock:
+            body = msg.json()
+            if body["type"] != "subscribe":
+                continue
+            state["subscribes"] += 1
+            message_id += 1
+            await sock.send_str(
+                '{"type":"subscribed","connection_id":"c1","message_id":' + str(message_id) + ","
+                '"channel":"v4_orderbook","id":"BTC-USD","contents":{"bids":[],"asks":[]}}'
+            )
+            if state["subscribes"] == 1:
+                message_id += 1
+                # A frame of the subscription that our schema refuses (a level with three elements).
+                await sock.send_str(
+                    '{"type":"channel_data","connection_id":"c1","message_id":' + str(message_id) + ","
+                    '"channel":"v4_orderbook","id":"BTC-USD","version":"1.0.0",'
+                    '"contents":{"bids":[["1","2","3"]]}}'
+                )
+        return sock
+
+    app = web.Application()
+    app.router.add_get("/v4/ws", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    events: list[MarketStreamMsg] = []
+    try:
+        async with WsClient(f"ws://127.0.0.1:{port}/v4/ws") as ws:
+            ws.add_callback(events.append)
+            await ws.subscribe(Channel.ORDERBOOK, "BTC-USD")
+            await _until(lambda: state["subscribes"] == 2)
+            await _until(lambda: sum(isinstance(e, OrderbookSubscribed) for e in events) == 2)
+            assert ws.stats.decode_errors == 1
+            assert ws.stats.reconnects == 0
+            errors = [e for e in events if isinstance(e, StreamError)]
+            assert len(errors) == 1
+            assert errors[0].message.startswith("Internal error")
+            assert errors[0].id == "BTC-USD"
+        assert state["connections"] == 1
+    finally:
+        await runner.cleanup()
+
+
+async def test_channel_limits_can_only_lower_the_servers() -> None:
+    with pytest.raises(ConfigError):
+        WsClient("ws://127.0.0.1:1/v4/ws", channel_limits={Channel.CANDLES: 33})
+
+
+async def test_a_slow_consumer_is_not_taken_for_a_dead_socket(emu: Emulator) -> None:
+    async with WsClient(emu.ws_url, watchdog_timeout=0.3, queue_size=5) as ws:
+        await ws.subscribe(Channel.ORDERBOOK, "BTC-USD")
+        iterator = aiter(ws)
+        await anext(iterator)
+        await asyncio.sleep(1.5)  # the queue fills and the reader waits for us
+        for _ in range(20):
+            await anext(iterator)
+        assert ws.stats.watchdog_trips == 0
+        assert ws.stats.reconnects == 0
+
+
+async def test_a_second_concurrent_iterator_is_refused(emu: Emulator) -> None:
+    async with WsClient(emu.ws_url) as ws:
+        await ws.subscribe(Channel.ORDERBOOK, "BTC-USD")
+        first = aiter(ws)
+        await anext(first)
+        with pytest.raises(ConfigError):
+            await anext(aiter(ws))

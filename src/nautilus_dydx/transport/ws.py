@@ -28,10 +28,12 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
+import msgspec
 
 from nautilus_dydx.core.errors import (
     ConfigError,
     ConnectError,
+    DecodeError,
     DydxError,
     SubscriptionError,
     TransportTimeout,
@@ -47,7 +49,6 @@ from nautilus_dydx.schemas.stream import (
     Reconnected,
     Reconnecting,
     StreamError,
-    Unsubscribed,
 )
 
 __all__ = ["WsClient", "WsStats"]
@@ -59,6 +60,8 @@ SessionFactory = Callable[[], aiohttp.ClientSession]
 
 # The server closes a connection on the third subscribe attempt for one channel+id within one second.
 _SUBSCRIBE_ATTEMPTS_PER_SECOND = 2
+# A socket that lived this long was healthy: the next failure starts the back-off from the beginning.
+_HEALTHY_AFTER = 10.0
 _CLOSE_SENTINEL = object()
 
 
@@ -73,6 +76,7 @@ class WsStats:
     pings: int = 0
     watchdog_trips: int = 0
     callback_errors: int = 0
+    decode_errors: int = 0
 
 
 @contextlib.contextmanager
@@ -90,6 +94,14 @@ def _map_exceptions(what: str) -> Iterator[None]:
         raise ConnectError(f"{what}: {type(exc).__name__}: {exc}") from exc
     except aiohttp.ClientError as exc:
         raise WebSocketError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
+class _FrameHead(msgspec.Struct):
+    """Just enough of a frame to know which subscription it belongs to."""
+
+    message_id: int = -1
+    channel: str | None = None
+    id: str | None = None
 
 
 @dataclass(slots=True)
@@ -111,6 +123,7 @@ class _Connection:
     attempts: dict[Subscription, collections.deque[float]] = field(default_factory=dict)
     last_rx: float = 0.0
     connection_id: str = ""
+    blocked: bool = False  # the reader waits for a slow consumer, not for the network
 
     def count(self, channel: Channel) -> int:
         return sum(1 for sub in self.wanted if sub.channel is channel)
@@ -132,8 +145,8 @@ class WsClient:
         max_connections: the most sockets the client opens to spread subscriptions.
         queue_size: messages buffered for ``async for`` before the reader waits for the consumer (no
             message is ever dropped; a slow consumer slows the socket instead).
-        channel_limits: per-connection subscription limits, for deployments configured differently
-            from the public indexer (defaults: :attr:`Channel.limit`).
+        channel_limits: lower per-connection subscription limits, e.g. to spread load over more
+            sockets (defaults and maxima: :attr:`Channel.limit`, the server's own limits).
 
     Example::
 
@@ -175,20 +188,30 @@ class WsClient:
         self._session: aiohttp.ClientSession | None = None
         self._max_connections = max_connections
         self._limits = {channel: channel.limit for channel in Channel}
-        if channel_limits:
-            self._limits.update(channel_limits)
+        for channel, limit in (channel_limits or {}).items():
+            if not 1 <= limit <= channel.limit:
+                raise ConfigError(
+                    f"WsClient: channel_limits[{channel.value}] must be in [1, {channel.limit}] "
+                    f"(the server refuses more); got {limit}"
+                )
+            self._limits[channel] = limit
         self._connections: list[_Connection] = []
         self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=queue_size)
         self._callbacks: list[MessageCallback] = []
         self._iterators = 0
         self._closed = False
         self._watchdog: asyncio.Task[None] | None = None
+        self._connect_lock = asyncio.Lock()
         self.stats = WsStats()
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def __aenter__(self) -> WsClient:
-        await self.connect()
+        try:
+            await self.connect()
+        except BaseException:
+            await self.close()  # __aexit__ does not run when __aenter__ fails
+            raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -215,12 +238,25 @@ class WsClient:
         """
         if self._closed:
             raise WebSocketError("WsClient is closed")
-        if self._connections:
-            return
-        conn = self._new_connection()
-        await self._open(conn)  # the first connect fails loudly; later drops reconnect in the background
-        conn.task = asyncio.create_task(self._run(conn, first_open_done=True), name="dydx-ws-0")
-        self._watchdog = asyncio.create_task(self._watch(), name="dydx-ws-watchdog")
+        # One opener at a time: concurrent subscribe() calls before the first socket is up must not
+        # open sockets of their own.
+        async with self._connect_lock:
+            if self._connections and self._connections[0].task is not None:
+                return
+            conn = self._connections[0] if self._connections else self._new_connection()
+            try:
+                await self._open(conn)  # the first connect fails loudly; later drops reconnect quietly
+            except BaseException:
+                conn.ws = None
+                conn.protocol = None
+                # Nothing is open: release the session too (built again on the next attempt).
+                if self._session is not None:
+                    await self._session.close()
+                    self._session = None
+                raise
+            conn.task = asyncio.create_task(self._run(conn, first_open_done=True), name="dydx-ws-0")
+            if self._watchdog is None:
+                self._watchdog = asyncio.create_task(self._watch(), name="dydx-ws-watchdog")
 
     async def close(self) -> None:
         """Close every socket and end ``async for`` iteration. Idempotent."""
@@ -258,15 +294,21 @@ class WsClient:
         sub = Subscription.of(channel, id)
         if any(sub in c.wanted for c in self._connections):
             raise SubscriptionError(f"already subscribed to {sub}", channel=sub.channel.value, id=sub.id)
-        if not self._connections:
+        if not self._connections or self._connections[0].task is None:
             await self.connect()
+        if any(sub in c.wanted for c in self._connections):  # a concurrent call won the race
+            raise SubscriptionError(f"already subscribed to {sub}", channel=sub.channel.value, id=sub.id)
         conn = self._connection_for(sub.channel)
         wanted = _Wanted(sub, self._batched if batched is None else batched)
         conn.wanted[sub] = wanted
-        if conn.task is None:
-            conn.task = asyncio.create_task(self._run(conn), name=f"dydx-ws-{conn.index}")
-        elif conn.ready.is_set():
-            await self._send_subscribe(conn, wanted)
+        try:
+            if conn.task is None:
+                conn.task = asyncio.create_task(self._run(conn), name=f"dydx-ws-{conn.index}")
+            elif conn.ready.is_set():
+                await self._send_subscribe(conn, wanted)
+        except ConfigError:
+            conn.wanted.pop(sub, None)  # refused locally: nothing to replay
+            raise
         return sub
 
     async def unsubscribe(self, channel: Channel | str, id: str | None = None) -> None:
@@ -318,6 +360,9 @@ class WsClient:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[MarketStreamMsg]:
+        if self._iterators:
+            # Two loops would split the stream between them; more consumers use add_callback().
+            raise ConfigError("WsClient: one `async for` at a time; use add_callback() for more consumers")
         self._iterators += 1
         try:
             async for msg in self._drain():
@@ -334,7 +379,7 @@ class WsClient:
                 return
             yield item  # type: ignore[misc]
 
-    async def _deliver(self, msg: MarketStreamMsg) -> None:
+    async def _deliver(self, msg: MarketStreamMsg, conn: _Connection | None = None) -> None:
         for callback in tuple(self._callbacks):
             try:
                 callback(msg)
@@ -343,7 +388,18 @@ class WsClient:
                 _log.exception("WsClient callback %r failed", callback)
         # With callbacks and nobody iterating, queueing would only fill memory and then stall the reader.
         if self._iterators or not self._callbacks:
-            await self._queue.put(msg)
+            if not self._queue.full():
+                self._queue.put_nowait(msg)
+                return
+            if conn is None:
+                await self._queue.put(msg)
+                return
+            conn.blocked = True  # the watchdog must not take a slow consumer for a dead socket
+            try:
+                await self._queue.put(msg)
+            finally:
+                conn.blocked = False
+                conn.last_rx = asyncio.get_running_loop().time()
 
     # -- sockets -----------------------------------------------------------------------------------
 
@@ -356,13 +412,14 @@ class WsClient:
     async def _open(self, conn: _Connection) -> None:
         loop = asyncio.get_running_loop()
         with _map_exceptions(f"connect {self._url}"):
-            ws = await self._session_get().ws_connect(
-                self._url,
-                autoping=False,
-                ssl=self._ssl,
-                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
-                max_msg_size=64 * 1024 * 1024,
-            )
+            async with asyncio.timeout(self._connect_timeout):  # TCP + TLS + upgrade
+                ws = await self._session_get().ws_connect(
+                    self._url,
+                    autoping=False,
+                    ssl=self._ssl,
+                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
+                    max_msg_size=64 * 1024 * 1024,
+                )
         conn.ws = ws
         conn.protocol = StreamProtocol()
         conn.last_rx = loop.time()
@@ -379,17 +436,20 @@ class WsClient:
 
     async def _run(self, conn: _Connection, *, first_open_done: bool = False) -> None:
         """Keep one socket alive until the client closes."""
+        loop = asyncio.get_running_loop()
         delays: Iterator[float] | None = None
         attempt = 0
+        reopened = False
         while not self._closed:
+            opened_at: float | None = None
             try:
                 if not first_open_done:
                     await self._open(conn)
                 first_open_done = False
-                if attempt:
+                opened_at = loop.time()
+                if reopened:
                     self.stats.reconnects += 1
-                    await self._deliver(Reconnected(connection_id=conn.connection_id))
-                delays, attempt = None, 0
+                    await self._deliver(Reconnected(connection_id=conn.connection_id), conn)
                 conn.ready.set()
                 for wanted in list(conn.wanted.values()):
                     await self._send_subscribe(conn, wanted)
@@ -399,6 +459,10 @@ class WsClient:
                 raise
             except DydxError as exc:
                 reason = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:
+                # A bug must not end the loop silently: log it and reconnect like any other failure.
+                _log.exception("dYdX WS socket %d failed unexpectedly", conn.index)
+                reason = f"unexpected {type(exc).__name__}: {exc}"
             finally:
                 conn.ready.clear()
             if self.closed:  # close() may have run while we awaited
@@ -406,14 +470,17 @@ class WsClient:
             if conn.ws is not None and not conn.ws.closed:
                 with contextlib.suppress(Exception):
                     await conn.ws.close()
+            if opened_at is not None and loop.time() - opened_at >= _HEALTHY_AFTER:
+                delays, attempt = None, 0  # it was healthy: start the back-off afresh
             if delays is None:
                 delays = self._reconnect.delays()
             attempt += 1
+            reopened = True
             delay = next(delays)
             _log.warning(
                 "dYdX WS socket %d lost (%s); reconnect %d in %.2fs", conn.index, reason, attempt, delay
             )
-            await self._deliver(Reconnecting(attempt=attempt, delay=delay, reason=reason))
+            await self._deliver(Reconnecting(attempt=attempt, delay=delay, reason=reason), conn)
             await asyncio.sleep(delay)
 
     async def _receive(self, conn: _Connection, *, deadline: float | None = None) -> MarketStreamMsg:
@@ -434,7 +501,11 @@ class WsClient:
                 data = frame.data
                 self.stats.messages += 1
                 self.stats.bytes += len(data)
-                return conn.protocol.receive(data)
+                try:
+                    return conn.protocol.receive(data)
+                except DecodeError as exc:
+                    await self._undecodable(conn, data, exc)
+                    continue
             if kind is aiohttp.WSMsgType.PING:
                 self.stats.pings += 1
                 with _map_exceptions("pong"):
@@ -451,11 +522,39 @@ class WsClient:
     async def _read(self, conn: _Connection) -> None:
         while True:
             msg = await self._receive(conn)
-            if isinstance(msg, StreamError):
+            if type(msg) is StreamError:
                 await self._on_error(conn, msg)
-            elif isinstance(msg, Unsubscribed | Heartbeat):
-                pass
-            await self._deliver(msg)
+            await self._deliver(msg, conn)
+
+    async def _undecodable(self, conn: _Connection, data: str | bytes, exc: DecodeError) -> None:
+        """A frame we cannot decode: keep the socket, and heal the subscription it belonged to.
+
+        Dropping one frame of a stream of absolute updates may leave a book wrong, so the
+        subscription is taken again (a fresh snapshot) and an ``Internal error`` message naming it is
+        delivered, which consumers already treat as "this subscription is being rebuilt".
+        """
+        self.stats.decode_errors += 1
+        _log.warning("dYdX WS socket %d: undecodable frame skipped (%s)", conn.index, exc)
+        try:
+            head = msgspec.json.decode(data, type=_FrameHead)
+            sub = Subscription.of(head.channel or "", head.id)
+        except (msgspec.DecodeError, ConfigError):
+            return  # not a subscription's frame (or not JSON at all): nothing to heal
+        wanted = conn.wanted.get(sub)
+        if wanted is None:
+            return
+        assert conn.protocol is not None
+        self.stats.resubscribes += 1
+        await self._send(conn, conn.protocol.unsubscribe(sub))
+        await self._send_subscribe(conn, wanted)
+        announcement = StreamError(
+            connection_id=conn.connection_id,
+            message_id=head.message_id,
+            message=f"Internal error, could not decode data for subscription: {sub.channel.value}.",
+            channel=sub.channel.value,
+            id=sub.id,
+        )
+        await self._deliver(announcement, conn)
 
     async def _on_error(self, conn: _Connection, msg: StreamError) -> None:
         error = SubscriptionError(msg.message, channel=msg.channel, id=msg.id)
@@ -506,6 +605,7 @@ class WsClient:
                     ws is not None
                     and not ws.closed
                     and conn.ready.is_set()
+                    and not conn.blocked
                     and silent > self._watchdog_timeout
                 ):
                     self.stats.watchdog_trips += 1
