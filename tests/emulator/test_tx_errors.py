@@ -131,9 +131,9 @@ def test_batch_cancel_45_46_and_response(chain: Harness, key: Key) -> None:
     assert duplicate.endswith("Invalid batch cancel message")
     too_many = tu.batch_cancel(key.address, [(0, list(range(60))), (1, list(range(41)))], h + 5)
     rejected(chain.send(key, too_many), "clob", 45)
-    rejected(
-        chain.send(key, tu.batch_cancel(key.address, [(0, [1, 2])], h)), "clob", 46
-    )  # GTB below the window
+    # A GTB outside the window is refused at once, as the chain's rate-limit step checks it first.
+    rejected(chain.send(key, tu.batch_cancel(key.address, [(0, [1, 2])], h)), "clob", 10)
+    rejected(chain.send(key, tu.batch_cancel(key.address, [(0, [1, 2])], h + 500)), "clob", 11)
 
     assert chain.send(key, tu.place(key.address, 1, gtb=h + 5)).code == 0
     assert chain.send(key, tu.cancel(key.address, 2, gtb=h + 8)).code == 0
@@ -147,6 +147,8 @@ def test_batch_cancel_45_46_and_response(chain: Harness, key: Key) -> None:
     failed = {(b.clob_pair_id, c) for b in response.short_term_failed for c in b.client_ids}
     assert succeeded == {(0, 1), (1, 5)}
     assert failed == {(0, 2)}  # an earlier cancel with a higher GTB exists (9)
+    # 46 only when no id at all could be cancelled.
+    rejected(chain.send(key, tu.batch_cancel(key.address, [(0, [2])], h + 7)), "clob", 46)
 
 
 def test_equity_tier_limit_10001(key: Key) -> None:

@@ -846,30 +846,23 @@ class ChainEngine:
         clob pair (27); then each id is cancelled as a short-term ``MsgCancelOrder`` (without its own
         rate-limit charge), a failure only marking that id failed.
 
-        The chain rejects a batch whose GTB is outside the window with 10/11 at once; here every id
-        then fails with 10/11 and the batch answers 46 (the transaction layer's tests pin that).
+        A GTB outside the window is refused at once with 10/11, before the rate limit, as the chain's
+        rate-limit step checks it first.
 
         Returns:
             ``(succeeded, failed)`` lists of ``(clob_pair_id, client_id)``.
 
         Raises:
-            EngineError: clob 45 (malformed: empty, duplicates, over 100 ids), 5001, 27 (unknown clob
-                pair) or 46 (none succeeded).
+            EngineError: clob 45 (malformed: empty, duplicates, over 100 ids), 10/11 (GTB outside the
+                window), 5001, 27 (unknown clob pair) or 46 (none succeeded).
         """
         normalised = [(clob_pair_id, list(ids)) for clob_pair_id, ids in batches]
         validate_batch_cancel_basic(normalised)
-        try:
-            validate_good_til_block(good_til_block, self.height, self.short_block_window)
-        except EngineError:
-            window_ok = False
-        else:
-            window_ok = True
-        if window_ok:
-            unknown = [c for c, _ in normalised if c not in self._markets]
-            if not unknown:
-                self._check_rate("cancel", subaccount.address, weight=BATCH_CANCEL_RATE_LIMIT_WEIGHT)
-            else:
-                raise clob_error(27, f"Invalid clob pair id {unknown[0]}")
+        validate_good_til_block(good_til_block, self.height, self.short_block_window)
+        unknown = [c for c, _ in normalised if c not in self._markets]
+        if unknown:
+            raise clob_error(27, f"Invalid clob pair id {unknown[0]}")
+        self._check_rate("cancel", subaccount.address, weight=BATCH_CANCEL_RATE_LIMIT_WEIGHT)
         succeeded: list[tuple[int, int]] = []
         failed: list[tuple[int, int]] = []
         for clob_pair_id, client_ids in normalised:
