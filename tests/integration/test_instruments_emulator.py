@@ -14,6 +14,7 @@ from nautilus_dydx.core.retry import ExponentialBackoff
 from nautilus_dydx.core.units import Rounding
 from nautilus_dydx.emulator.app import Emulator
 from nautilus_dydx.schemas import stream
+from nautilus_dydx.schemas.rest import PerpetualMarketsResponse
 from nautilus_dydx.services.instruments import (
     InstrumentNotFoundError,
     InstrumentProvider,
@@ -128,3 +129,29 @@ async def test_v4_markets_stream_folds_status_and_oracle(emulator: Emulator, htt
     assert eth is not None
     assert eth.status is PerpetualMarketStatus.CANCEL_ONLY
     assert (await http.get_perpetual_markets("ETH-USD")).markets["ETH-USD"].status == "CANCEL_ONLY"
+
+
+async def test_market_dropped_by_a_bad_stream_update_is_fetched_again(emulator: Emulator) -> None:
+    calls: list[str | None] = []
+
+    class Counting(HttpClient):
+        async def get_perpetual_markets(
+            self, ticker: str | None = None, *, limit: int | None = None
+        ) -> PerpetualMarketsResponse:
+            calls.append(ticker)
+            return await super().get_perpetual_markets(ticker, limit=limit)
+
+    async with Counting(emulator.indexer_url, retry=ExponentialBackoff(max_attempts=1)) as http:
+        provider = InstrumentProvider(http, ttl=3600.0)
+        await provider.load_all()
+        # A status this client does not know makes the update inconsistent: the market is dropped.
+        bad = stream.MarketsUpdateContents(
+            trading={"BTC-USD": stream.MarketTradingUpdate(status="DELISTING_SOON")}
+        )
+        assert provider.apply_markets_update(bad) == []
+        assert provider.get_cached("BTC-USD") is None
+        btc = await provider.get("BTC-USD")
+        assert btc.status is PerpetualMarketStatus.ACTIVE
+        assert calls == [None, "BTC-USD"]
+        assert await provider.get("BTC-USD") is btc  # cached again, fresh
+        assert calls == [None, "BTC-USD"]

@@ -606,9 +606,88 @@ async def test_inconsistent_update_drops_the_market_and_keeps_the_others() -> No
     )
     assert provider.apply_markets_update(update) == ["ETH-USD"]
     assert provider.get_cached("BTC-USD") is None
-    with pytest.raises(DecodeError):  # remembered until the entry would have expired
-        await provider.get("BTC-USD")
+    assert provider.get_cached("ETH-USD") is not None
+    # Only the update was bad: the next get() asks the venue again and gets the market back.
+    btc = await provider.get("BTC-USD")
+    assert btc.tick_size == Decimal(1)
+    assert fake.calls == [None, "BTC-USD"]
+
+
+async def test_market_dropped_by_a_bad_oracle_price_is_fetched_on_next_get() -> None:
+    provider, fake = await _loaded(ttl=3600.0)
+    update = stream.MarketsUpdateContents(
+        oracle_prices={"SOL-USD": stream.OraclePrice(oracle_price=Decimal("-1"))}
+    )
+    assert provider.apply_markets_update(update) == []
+    assert provider.get_cached("SOL-USD") is None
+    assert (await provider.get("SOL-USD")).oracle_price == _market("SOL-USD").oracle_price
+    assert fake.calls == [None, "SOL-USD"]
+
+
+async def test_a_venue_side_rejection_is_still_remembered_after_a_stream_rejection() -> None:
+    # A stream rejection only evicts; a market the venue itself serves inconsistent stays
+    # remembered (no request per get()) until its TTL ends.
+    clock = Clock()
+    markets = _markets() | {"TICK-USD": _market("TICK-USD", "inconsistent.json")}
+    fake = FakeHttp(markets)
+    provider = _provider(fake, clock=clock, ttl=10.0)
+    await provider.load_all()
+    provider.apply_markets_update(
+        stream.MarketsUpdateContents(
+            trading={"BTC-USD": stream.MarketTradingUpdate(tick_size=Decimal("0.5"))}
+        )
+    )
+    for _ in range(3):
+        with pytest.raises(DecodeError):
+            await provider.get("TICK-USD")
     assert fake.calls == [None]
+    clock.now += 10.0
+    with pytest.raises(DecodeError):
+        await provider.get("TICK-USD")
+    assert fake.calls == [None, "TICK-USD"]
+
+
+def _traceback_length(exc: BaseException) -> int:
+    count, tb = 0, exc.__traceback__
+    while tb is not None:
+        count, tb = count + 1, tb.tb_next
+    return count
+
+
+async def test_remembered_rejection_is_raised_as_a_fresh_error_each_time() -> None:
+    markets = _markets() | {"TICK-USD": _market("TICK-USD", "inconsistent.json")}
+    fake = FakeHttp(markets)
+    provider = _provider(fake)
+    await provider.load_all()
+    raised: list[DecodeError] = []
+    for _ in range(200):
+        try:
+            await provider.get("TICK-USD")
+        except DecodeError as exc:
+            raised.append(exc)
+    assert len(raised) == 200
+    first, last = raised[0], raised[-1]
+    # The same error each time, but a new object: re-raising one stored object grew its traceback
+    # (and the frames it pins) by one call chain per get().
+    assert first is not last
+    assert (type(last), last.args, last.payload) == (type(first), first.args, first.payload)
+    assert _traceback_length(last) == _traceback_length(first)
+    assert fake.calls == [None]
+
+
+async def test_rejection_found_by_a_single_fetch_is_raised_fresh_too() -> None:
+    fake = FakeHttp({"TICK-USD": _market("TICK-USD", "inconsistent.json")})
+    provider = _provider(fake, ttl=3600.0)
+    raised: list[DecodeError] = []
+    for _ in range(50):
+        with pytest.raises(DecodeError) as info:
+            await provider.get("TICK-USD")
+        raised.append(info.value)
+    assert len({id(error) for error in raised}) == 50
+    assert {str(error) for error in raised} == {str(raised[0])}
+    # The first came through the shared fetch, the rest from the cache: one traceback length each.
+    assert {_traceback_length(error) for error in raised[1:]} == {_traceback_length(raised[1])}
+    assert fake.calls == ["TICK-USD"]
 
 
 async def test_partial_update_of_unknown_market_is_ignored_and_full_listing_added() -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import copy
 import dataclasses
 import difflib
 import logging
@@ -351,6 +352,15 @@ class Instrument:
         return self.status in POST_ONLY_STATUSES
 
 
+def _fresh_copy(error: DecodeError) -> DecodeError:
+    """A new exception equal to ``error`` (type, message, payload) with no traceback of its own.
+
+    Raising one stored object again and again would prepend the raising frames to its
+    ``__traceback__`` every time: a chain, and the frames it keeps alive, that never stops growing.
+    """
+    return copy.copy(error)
+
+
 def _int_field(name: str, value: object) -> int:
     if isinstance(value, bool):
         raise ConfigError(f"{name} must be an integer; got {value!r}")
@@ -519,7 +529,7 @@ class InstrumentProvider:
             return entry.instrument
         rejected = self._rejected.get(ticker)
         if rejected is not None and self._fresh(rejected[1]):
-            raise rejected[0]
+            raise _fresh_copy(rejected[0])
         return await self._single_flight(ticker, lambda: self._fetch_one(ticker))
 
     # -- loading ----------------------------------------------------------------------------------
@@ -567,8 +577,9 @@ class InstrumentProvider:
         * ``oraclePrices`` set the oracle price of cached markets.
 
         Updates do not reset an entry's age. A market whose update is inconsistent is dropped from
-        the cache with a warning (the next :meth:`get` fetches it), so one bad market never stops
-        the feed.
+        the cache with a warning and not remembered as rejected (the next :meth:`get` fetches it),
+        so one bad market never stops the feed. A snapshot market that fails validation is left out
+        and remembered, as by :meth:`load_all`.
         """
         changed: builtins.list[str] = []
         if isinstance(message, stream.MarketsSubscribed):
@@ -619,8 +630,16 @@ class InstrumentProvider:
 
     def _reject(self, ticker: str, error: DecodeError, at: float) -> None:
         self._entries.pop(ticker, None)
-        self._rejected[ticker] = (error, at)
+        # Only the message and payload are needed to raise it again: drop the frames it pins.
+        self._rejected[ticker] = (error.with_traceback(None), at)
         log.warning("market %s left out: %s", ticker, error)
+
+    def _drop(self, ticker: str, error: DecodeError) -> None:
+        # A streamed change that does not fit says nothing about what the venue serves now: evict
+        # without remembering, so the next get() asks the venue.
+        self._entries.pop(ticker, None)
+        self._rejected.pop(ticker, None)
+        log.warning("market %s dropped from the cache: %s", ticker, error)
 
     def _accept_market(self, ticker: str, market: _MarketLike, now: float) -> bool:
         try:
@@ -643,7 +662,7 @@ class InstrumentProvider:
         try:
             instrument = entry.instrument.updated(change)
         except DecodeError as exc:
-            self._reject(ticker, exc, entry.loaded_at)
+            self._drop(ticker, exc)
             return False
         if instrument == entry.instrument:
             return False
@@ -682,7 +701,7 @@ class InstrumentProvider:
         try:
             instrument = entry.instrument.with_oracle_price(price)
         except ConfigError as exc:
-            self._reject(ticker, DecodeError(f"oracle price of {ticker!r}: {exc}"), entry.loaded_at)
+            self._drop(ticker, DecodeError(f"oracle price of {ticker!r}: {exc}"))
             return False
         self._store(instrument, None)
         return True
@@ -734,7 +753,7 @@ class InstrumentProvider:
             self._forget(ticker)
             raise InstrumentNotFoundError(ticker, suggestions=self._suggest(ticker))
         if not self._accept_market(ticker, market, now):
-            raise self._rejected[ticker][0]
+            raise _fresh_copy(self._rejected[ticker][0])
         return self._entries[ticker].instrument
 
     def _forget(self, ticker: str) -> None:
