@@ -28,6 +28,7 @@ from nautilus_dydx.core.errors import (
     HttpError,
     NotFoundError,
     RateLimitedError,
+    TransportError,
     TransportTimeout,
     VenueError,
     is_retryable,
@@ -431,6 +432,52 @@ def test_bad_base_url(url: str) -> None:
         HttpClient(url)
 
 
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("http://127.0.0.1:99999", "port"),
+        ("http://127.0.0.1:abc", "port"),
+        ("http://[::1", "IPv6"),
+        ("http://exa mple.com", "host"),
+        ("http://a\x00b", "host"),
+        ("http://:80", "host"),
+        ("http://indexer.example?x=1", "query"),
+        ("http://indexer.example#top", "fragment"),
+    ],
+)
+def test_malformed_base_url_is_refused_by_the_constructor(url: str, words: str) -> None:
+    # These used to construct fine and fail only at the first request, some with a bare ValueError.
+    with pytest.raises(ConfigError, match=f"(?i){words}"):
+        HttpClient(url)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "https://exämple.invalid", "http://h:1/prefix"])
+def test_unusual_but_valid_base_urls_are_accepted(url: str) -> None:
+    assert HttpClient(url).base_url == url
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.get_orderbook("BTC\ud800"),
+        lambda c: c.get_perpetual_markets("BTC\ud800"),
+        lambda c: c.get_address("dydx1\udfff"),
+    ],
+)
+async def test_unencodable_text_in_a_url_is_config_error(
+    indexer: FakeIndexer, client: HttpClient, call: Call
+) -> None:
+    # A lone surrogate cannot be UTF-8 percent-encoded; it used to escape as UnicodeEncodeError.
+    with pytest.raises(ConfigError):
+        await call(client)
+    assert indexer.seen == []
+
+
+def test_render_query_refuses_unencodable_text() -> None:
+    with pytest.raises(ConfigError):
+        render_query({"ticker": "BTC\ud800"})
+
+
 # --------------------------------------------------------------------------------------------------
 # Retries, rate limits and errors
 
@@ -752,6 +799,7 @@ async def test_iter_transfers_and_pnl_and_trades_walk_pages(indexer: FakeIndexer
 
         return respond
 
+    indexer.serve("/v4/height", reply({"height": "41200000", "time": "2025-03-14T09:00:00.000Z"}))
     indexer.serve("/v4/transfers", paged("transfers", transfers))
     indexer.serve("/v4/historical-pnl", paged("historicalPnl", ticks))
     indexer.serve("/v4/trades/perpetualMarket/BTC-USD", paged("trades", trades))
@@ -760,6 +808,116 @@ async def test_iter_transfers_and_pnl_and_trades_walk_pages(indexer: FakeIndexer
         int(t["blockHeight"]) for t in ticks
     ]
     assert [t.id async for t in client.iter_trades("BTC-USD", limit=1)] == [t["id"] for t in trades]
+
+
+@dataclass
+class GrowingLedger:
+    """A newest-first offset-paged route whose ledger gains a row, one block higher, after every page.
+
+    ``honour_height`` False plays a server that ignores ``createdBeforeOrAtHeight``: only the
+    client's id guard can then keep the walk free of duplicates.
+    """
+
+    key: str
+    make: Callable[[int, int], dict[str, Any]]
+    height_of: Callable[[dict[str, Any]], int]
+    honour_height: bool = True
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    cursors: list[str | None] = field(default_factory=list)
+    serial: int = 0
+
+    def add(self, height: int) -> None:
+        self.rows.insert(0, self.make(self.serial, height))
+        self.serial += 1
+
+    @property
+    def top(self) -> int:
+        return max(self.height_of(row) for row in self.rows)
+
+    async def height(self, _request: web.Request) -> web.StreamResponse:
+        return _json({"height": str(self.top), "time": "2025-03-14T09:00:00.000Z"})
+
+    async def page(self, request: web.Request) -> web.StreamResponse:
+        limit = int(request.query["limit"])
+        page = int(request.query["page"])
+        cursor = request.query.get("createdBeforeOrAtHeight")
+        self.cursors.append(cursor)
+        rows = self.rows
+        if cursor is not None and self.honour_height:
+            rows = [row for row in rows if self.height_of(row) <= int(cursor)]
+        offset = (page - 1) * limit
+        body = {self.key: rows[offset : offset + limit], "pageSize": limit, "totalResults": len(rows)}
+        self.add(self.top + 1)  # activity lands between this page and the next
+        return _json(body)
+
+
+def _transfer(i: int, height: int) -> dict[str, Any]:
+    account = {"address": ADDRESS, "subaccountNumber": 0}
+    return {
+        "id": f"transfer-{i:04d}",
+        "sender": account,
+        "recipient": account,
+        "size": "1",
+        "symbol": "USDC",
+        "createdAt": "2025-03-14T09:00:00.000Z",
+        "createdAtHeight": str(height),
+        "type": "TRANSFER_IN",
+        "transactionHash": f"{i:064X}",
+    }
+
+
+def _pnl_tick(i: int, height: int) -> dict[str, Any]:
+    return {
+        "equity": str(i),
+        "totalPnl": "0",
+        "netTransfers": "0",
+        "createdAt": f"2025-03-14T{i % 24:02d}:00:00.000Z",
+        "blockHeight": str(height),
+        "blockTime": "2025-03-14T09:00:00.000Z",
+    }
+
+
+def _ledger(key: str, honour_height: bool) -> GrowingLedger:
+    if key == "transfers":
+        ledger = GrowingLedger(key, _transfer, lambda row: int(row["createdAtHeight"]), honour_height)
+    else:
+        ledger = GrowingLedger(key, _pnl_tick, lambda row: int(row["blockHeight"]), honour_height)
+    for height in range(100, 107):
+        ledger.add(height)
+    return ledger
+
+
+@pytest.mark.parametrize("honour_height", [True, False])
+async def test_offset_walks_are_pinned_while_rows_arrive(
+    indexer: FakeIndexer, client: HttpClient, honour_height: bool
+) -> None:
+    transfers = _ledger("transfers", honour_height)
+    ticks = _ledger("historicalPnl", honour_height)
+    expected_transfers = [row["id"] for row in transfers.rows]
+    expected_ticks = [int(row["blockHeight"]) for row in ticks.rows]
+    indexer.serve("/v4/height", transfers.height)
+    indexer.serve("/v4/transfers", transfers.page)
+    got = [t.id async for t in client.iter_transfers(ADDRESS, 0, limit=2)]
+    assert got == expected_transfers
+    assert transfers.cursors == ["106"] * len(transfers.cursors)
+
+    indexer.serve("/v4/height", ticks.height)
+    indexer.serve("/v4/historical-pnl", ticks.page)
+    got_ticks = [t.block_height async for t in client.iter_historical_pnl(ADDRESS, 0, limit=2)]
+    assert got_ticks == expected_ticks
+    assert ticks.cursors == ["106"] * len(ticks.cursors)
+    assert indexer.count("/v4/height") == 2  # read once per walk
+
+
+async def test_offset_walk_keeps_the_callers_height_and_asks_none(
+    indexer: FakeIndexer, client: HttpClient
+) -> None:
+    transfers = _ledger("transfers", True)
+    indexer.serve("/v4/transfers", transfers.page)
+    got = [t.id async for t in client.iter_transfers(ADDRESS, 0, limit=2, created_before_or_at_height=103)]
+    assert got == ["transfer-0003", "transfer-0002", "transfer-0001", "transfer-0000"]
+    assert set(transfers.cursors) == {"103"}
+    assert indexer.count("/v4/height") == 0
 
 
 def _height_cursor_fills(rows: list[dict[str, Any]]) -> Responder:
@@ -881,6 +1039,82 @@ async def test_one_session_per_client_and_closed_on_exit(indexer: FakeIndexer) -
     await client.close()
     await client.close()
     assert all(s.closed for s in made)
+
+
+@dataclass
+class SignallingPolicy:
+    """Retries every retryable error after ``delay``, and sets ``retrying`` before each wait."""
+
+    delay: float = 0.05
+    max_attempts: int = 5
+    retrying: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def next_delay(self, attempt: int, error: BaseException, elapsed: float) -> float | None:
+        if not is_retryable(error) or attempt >= self.max_attempts:
+            return None
+        self.retrying.set()
+        return self.delay
+
+
+def _tracking_factory(made: list[aiohttp.ClientSession]) -> Callable[[], aiohttp.ClientSession]:
+    def factory() -> aiohttp.ClientSession:
+        session = aiohttp.ClientSession()
+        made.append(session)
+        return session
+
+    return factory
+
+
+async def test_close_between_retries_stops_the_request_without_reopening(indexer: FakeIndexer) -> None:
+    indexer.serve("/v4/time", reply({"errors": [{"msg": "Internal Server Error"}]}, status=500))
+    made: list[aiohttp.ClientSession] = []
+    policy = SignallingPolicy()
+    client = HttpClient(indexer.base_url, retry=policy, session_factory=_tracking_factory(made))
+    task = asyncio.create_task(client.get_time())
+    # The policy signals before the retry's sleep, so close() lands before the next attempt.
+    await policy.retrying.wait()
+    await client.close()
+    with pytest.raises(TransportError, match="closed") as info:
+        await task
+    assert not is_retryable(info.value)
+    assert indexer.count("/v4/time") == 1
+    assert client.closed
+    assert len(made) == 1
+    assert all(session.closed for session in made)
+
+
+async def test_close_during_an_attempt_ends_the_request_with_the_closed_error(indexer: FakeIndexer) -> None:
+    arrived = asyncio.Event()
+
+    async def hang(_request: web.Request) -> web.StreamResponse:
+        arrived.set()
+        await indexer.release.wait()
+        return _json({"iso": "2025-03-14T09:26:53.589Z", "epoch": 1.0})
+
+    indexer.serve("/v4/time", hang)
+    made: list[aiohttp.ClientSession] = []
+    client = HttpClient(indexer.base_url, retry=SignallingPolicy(), session_factory=_tracking_factory(made))
+    task = asyncio.create_task(client.get_time())
+    await arrived.wait()
+    await client.close()
+    with pytest.raises(TransportError, match="closed"):
+        await task
+    assert indexer.count("/v4/time") == 1
+    assert len(made) == 1
+    assert all(session.closed for session in made)
+
+
+async def test_a_request_started_after_close_still_reopens(indexer: FakeIndexer) -> None:
+    indexer.serve_file("/v4/time", "time.json")
+    made: list[aiohttp.ClientSession] = []
+    client = HttpClient(indexer.base_url, session_factory=_tracking_factory(made))
+    await client.get_time()
+    await client.close()
+    await client.close()
+    await client.get_time()
+    assert len(made) == 2
+    await client.close()
+    assert all(session.closed for session in made)
 
 
 async def test_default_session_sends_user_agent_and_closes(indexer: FakeIndexer) -> None:

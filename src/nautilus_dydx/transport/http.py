@@ -158,20 +158,22 @@ def render_query(params: Mapping[str, QueryValue]) -> str:
     for name, value in params.items():
         if value is None:
             continue
-        if isinstance(value, Sequence) and not isinstance(value, str):
-            if not value:
-                continue
-            rendered = ",".join(quote(_render_scalar(name, item), safe="") for item in value)
-        else:
-            rendered = quote(_render_scalar(name, value), safe="")
-        parts.append(f"{quote(name, safe='')}={rendered}")
+        with _map_exceptions(f"query parameter {name!r}"):
+            if isinstance(value, Sequence) and not isinstance(value, str):
+                if not value:
+                    continue
+                rendered = ",".join(quote(_render_scalar(name, item), safe="") for item in value)
+            else:
+                rendered = quote(_render_scalar(name, value), safe="")
+            parts.append(f"{quote(name, safe='')}={rendered}")
     return "&".join(parts)
 
 
 def _segment(name: str, value: str) -> str:
     if not value:
         raise ConfigError(f"{name} must not be empty")
-    return quote(value, safe="")
+    with _map_exceptions(name):
+        return quote(value, safe="")
 
 
 def _check_limit(limit: int | None) -> None:
@@ -219,6 +221,10 @@ def _map_exceptions(what: str) -> Iterator[None]:
         raise TransportError(f"{what}: {type(exc).__name__}: {exc}") from exc
     except OSError as exc:
         raise ConnectError(f"{what}: {type(exc).__name__}: {exc}") from exc
+    # Building a URL from a bad value (a port out of range, text that is not UTF-8 encodable such as
+    # a lone surrogate) raises these from yarl, urllib or aiohttp: the caller's input, not the network.
+    except (ValueError, UnicodeError) as exc:
+        raise ConfigError(f"{what}: {type(exc).__name__}: {exc}") from exc
 
 
 class _ErrorItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
@@ -372,6 +378,27 @@ async def _paginate_pages(
 # The client
 
 _SCHEME = re.compile(r"^https?://", re.IGNORECASE)
+_BAD_HOST_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
+def _check_base_url(given: str, base: str) -> None:
+    """Refuse a base URL that could only fail later, at the first request (port, host, IPv6 form)."""
+    try:
+        url = URL(base)
+        port = url.port
+    except (ValueError, UnicodeError) as exc:
+        raise ConfigError(f"base_url {given!r} is not a valid URL: {exc}") from None
+    host = url.host
+    if not host:
+        raise ConfigError(f"base_url {given!r} has no host")
+    if _BAD_HOST_CHARS.search(host):
+        raise ConfigError(f"base_url {given!r}: the host contains whitespace or control characters")
+    if port is None or not 0 < port <= 65535:
+        raise ConfigError(f"base_url {given!r}: port {port} is not in [1, 65535]")
+    if url.query_string or "?" in base:
+        raise ConfigError(f"base_url {given!r} must not carry a query string")
+    if url.fragment or "#" in base:
+        raise ConfigError(f"base_url {given!r} must not carry a fragment")
 
 
 class HttpClient:
@@ -412,6 +439,7 @@ class HttpClient:
             raise ConfigError(f"base_url must start with http:// or https://, got {base_url!r}")
         if base.lower().endswith("/v4"):
             raise ConfigError(f"base_url is the host without /v4, got {base_url!r}")
+        _check_base_url(base_url, base)
         if not timeout > 0:
             raise ConfigError(f"timeout must be > 0, got {timeout}")
         self._base = base
@@ -422,6 +450,9 @@ class HttpClient:
         self._session_factory = session_factory
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
+        # Bumped by close(): a request remembers the generation it started in and stops at its next
+        # attempt once that changed, instead of reopening a session nothing would close.
+        self._generation = 0
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -452,7 +483,13 @@ class HttpClient:
         await self.close()
 
     async def close(self) -> None:
-        """Close the session; a later request opens a new one."""
+        """Close the session; a later request opens a new one.
+
+        Requests still running (in an attempt, between retries, or waiting on the rate limiter) end
+        at their next step with a :class:`~nautilus_dydx.core.errors.TransportError` saying the
+        client was closed; they never reopen a session.
+        """
+        self._generation += 1
         session, self._session = self._session, None
         if session is not None and not session.closed:
             with _map_exceptions("close"):
@@ -480,16 +517,30 @@ class HttpClient:
         with _map_exceptions(what):
             url = URL(text, encoded=True)
         decoder = DECODERS[tp]
+        generation = self._generation
+
+        def closed_error() -> TransportError:
+            return TransportError(f"{what}: the client was closed while the request was running")
 
         async def attempt() -> Any:
+            if self._generation != generation:
+                raise closed_error()
             await self._limiter.acquire()
-            with _map_exceptions(what):
-                session = self._ensure_session()
-                _log.debug("%s", text)
-                async with session.get(url, timeout=self._timeout, ssl=self._ssl) as response:
-                    status = response.status
-                    headers = response.headers
-                    body = await response.read()
+            if self._generation != generation:
+                raise closed_error()
+            try:
+                with _map_exceptions(what):
+                    session = self._ensure_session()
+                    _log.debug("%s", text)
+                    async with session.get(url, timeout=self._timeout, ssl=self._ssl) as response:
+                        status = response.status
+                        headers = response.headers
+                        body = await response.read()
+            except TransportError as exc:
+                # close() tore the connection down under this attempt: say so, and do not retry.
+                if self._generation != generation:
+                    raise closed_error() from exc
+                raise
             _log.debug(
                 "%s -> %d (%d bytes, request id %s)", what, status, len(body), headers.get("X-Request-Id")
             )
@@ -1091,21 +1142,28 @@ class HttpClient:
         created_before_or_at: datetime | None = None,
         limit: int = MAX_LIMIT,
     ) -> AsyncIterator[Transfer]:
-        """Every transfer of the subaccount, walking ``page=1,2,...``; newest first."""
+        """Every transfer of the subaccount, walking ``page=1,2,...``; newest first.
+
+        The walk is pinned to one height so that transfers arriving meanwhile do not shift the pages:
+        ``created_before_or_at_height``, or else the indexer's height read once at the start
+        (:meth:`get_height`). Rows are also dropped by id if they come twice.
+        """
         _check_limit(limit)
 
-        async def fetch(page: int) -> tuple[Sequence[Transfer], int | UnsetType]:
+        async def fetch(height: int, page: int) -> tuple[Sequence[Transfer], int | UnsetType]:
             response = await self.get_transfers(
                 address,
                 subaccount_number,
                 limit=limit,
-                created_before_or_at_height=created_before_or_at_height,
+                created_before_or_at_height=height,
                 created_before_or_at=created_before_or_at,
                 page=page,
             )
             return response.transfers, response.total_results
 
-        return _paginate_pages(fetch, limit=limit)
+        return self._pinned_walk(
+            fetch, created_before_or_at_height, ident=lambda transfer: transfer.id, limit=limit
+        )
 
     def iter_historical_pnl(
         self,
@@ -1118,15 +1176,19 @@ class HttpClient:
         created_on_or_after: datetime | None = None,
         limit: int = MAX_LIMIT,
     ) -> AsyncIterator[PnlTick]:
-        """Every PnL tick of the subaccount, walking ``page=1,2,...``; newest first."""
+        """Every PnL tick of the subaccount, walking ``page=1,2,...``; newest first.
+
+        Pinned like :meth:`iter_transfers`; a tick that comes twice (same block height and time) is
+        dropped.
+        """
         _check_limit(limit)
 
-        async def fetch(page: int) -> tuple[Sequence[PnlTick], int | UnsetType]:
+        async def fetch(height: int, page: int) -> tuple[Sequence[PnlTick], int | UnsetType]:
             response = await self.get_historical_pnl(
                 address,
                 subaccount_number,
                 limit=limit,
-                created_before_or_at_height=created_before_or_at_height,
+                created_before_or_at_height=height,
                 created_before_or_at=created_before_or_at,
                 created_on_or_after_height=created_on_or_after_height,
                 created_on_or_after=created_on_or_after,
@@ -1134,7 +1196,36 @@ class HttpClient:
             )
             return response.historical_pnl, response.total_results
 
-        return _paginate_pages(fetch, limit=limit)
+        return self._pinned_walk(
+            fetch,
+            created_before_or_at_height,
+            ident=lambda tick: (tick.block_height, tick.created_at),
+            limit=limit,
+        )
+
+    async def _pinned_walk(
+        self,
+        fetch: Callable[[int, int], Awaitable[tuple[Sequence[Item], int | UnsetType]]],
+        height: int | None,
+        *,
+        ident: Callable[[Item], object],
+        limit: int,
+    ) -> AsyncIterator[Item]:
+        # Offset pages of a newest-first list shift by one for every row added at the top while the
+        # walk runs (rows come twice); a fixed createdBeforeOrAtHeight keeps the list still. The id
+        # set is the second guard, for a server that ignores the height.
+        pinned = height if height is not None else (await self.get_height()).height
+
+        async def page_at(page: int) -> tuple[Sequence[Item], int | UnsetType]:
+            return await fetch(pinned, page)
+
+        seen: set[object] = set()
+        async for item in _paginate_pages(page_at, limit=limit):
+            key = ident(item)
+            if key in seen:
+                continue
+            seen.add(key)
+            yield item
 
     def iter_trades_before_height(
         self, ticker: str, *, start_height: int | None = None, limit: int = MAX_LIMIT
