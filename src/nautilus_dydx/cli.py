@@ -1,7 +1,14 @@
 """The ``nautilus-dydx`` command line.
 
 Each subcommand lives in its own module and exposes ``add_arguments(parser)`` and ``run(args) -> int``;
-this module only wires them together, importing each lazily so that ``--help`` stays fast.
+this module only wires them together.
+
+What is imported when: importing this module loads the ``nautilus_dydx`` package (its ``__init__``
+brings the client layers, hence aiohttp and msgspec). :func:`build_parser` then imports every
+subcommand module, because each declares its own arguments. Those modules import only the client
+package at module level and keep their heavy imports (the emulator application, and with it grpc
+and the chain engine) inside ``run()``, which only the chosen subcommand executes; ``--help`` and
+argument errors therefore never load the emulator or grpc.
 """
 
 from __future__ import annotations
