@@ -4,11 +4,12 @@ One run times three paths over the same generated stream (``benchmarks.streamgen
 their ratios, all measured in that run:
 
 ``floor``
-    A bare ``msgspec.json.Decoder(<minimal Struct>).decode`` of every frame: the cost of looking at
-    each frame at all. No pipeline can beat it.
+    ``msgspec.json.Decoder(_FloorFrame).decode`` of every frame, contents included, into typed
+    Structs in one pass: the least any consumer that reads the data must pay.
 ``ours``
-    :func:`run_ours`: nautilus-dydx's pipeline (today ``schemas.stream.decode_stream_message`` and
-    ``core.book.OrderBook``; the DataClient's ``BookEvent`` feed will replace it).
+    :func:`run_ours`: nautilus-dydx's real pipeline, ``StreamProtocol().receive`` then
+    ``DataClient.feed`` (book, uncrossing, ``BookDeltas``/``BookRepair``/``Quote`` events) with
+    one event handler.
 ``nt-adapter`` / ``nt-core``
     NautilusTrader 1.221.0's pure-Python dYdX adapter, run by ``nautilus_baseline.py`` in its own
     virtualenv on the same cached bytes (see that module and ``docs/benchmarks.md``).
@@ -161,8 +162,8 @@ def _ticker_of(frames: Sequence[bytes]) -> str:
 def run_ours(frames: Sequence[bytes], tick_size: str = "1", step_size: str = "0.0001") -> dict[str, Any]:
     """Our order-book pipeline over a stream: decode, apply to the book, uncross, derive the quote.
 
-    This is the one function to swap when the DataClient's ``BookEvent`` feed lands: keep the
-    signature and the summary keys (``quotes``, ``final``).
+    Every frame goes through ``StreamProtocol().receive`` and ``DataClient.feed``, the entry the
+    live WebSocket uses; one handler counts the events.
 
     Args:
         frames: The stream (one market).
@@ -174,8 +175,7 @@ def run_ours(frames: Sequence[bytes], tick_size: str = "1", step_size: str = "0.
         changes and ``final`` is the last top of book as normalized decimal strings.
 
     Raises:
-        OursUnavailable: ``nautilus_dydx.schemas.stream`` or ``nautilus_dydx.core.book`` is missing
-            or lacks what is used here.
+        OursUnavailable: ``nautilus_dydx``'s stream protocol or data client is not importable.
     """
     try:
         from nautilus_dydx.core.stream import StreamProtocol
@@ -219,7 +219,7 @@ def run_ours(frames: Sequence[bytes], tick_size: str = "1", step_size: str = "0.
         "ask_levels": book.ask_count,
     }
     return {
-        "pipeline": "schemas.stream.decode_stream_message + core.book.OrderBook",
+        "pipeline": "core.stream.StreamProtocol.receive + services.data.DataClient.feed",
         "book_frames": book_frames,
         "quotes": quotes,
         "trades": trades,

@@ -15,6 +15,7 @@ from nautilus_dydx.emulator.app import Emulator
 from nautilus_dydx.schemas.stream import MarketStreamMsg, OrderbookBatch, OrderbookSubscribed, OrderbookUpdate
 from nautilus_dydx.services.data import (
     BlockHeightEvent,
+    BookDeltas,
     BookRepair,
     BookResync,
     BookSnapshot,
@@ -132,6 +133,36 @@ async def test_book_checksum_matches_emulator_under_faults(seed: int) -> None:
                     last_resync = max(i for i, k in enumerate(kinds[:index]) if k is BookResync)
                     assert last_resync > max((i for i in snapshots if i < index), default=-1)
             assert any(isinstance(e, BookRepair) for e in rec.events), "crossed levels must be repaired"
+
+            # The events alone rebuild the book: a snapshot's levels, then each BookDeltas' levels
+            # (converted on access) and each BookRepair's changes, in order, give every Quote.
+            for ticker in TICKERS:
+                sides: tuple[dict[int, int], dict[int, int]] = ({}, {})
+                quotes = 0
+                for e in rec.events:
+                    if getattr(e, "ticker", None) != ticker:
+                        continue
+                    if isinstance(e, BookSnapshot):
+                        sides = (dict(e.bids), dict(e.asks))
+                    elif isinstance(e, BookDeltas | BookRepair):
+                        writes = (
+                            e.levels
+                            if isinstance(e, BookDeltas)
+                            else [(c.side, c.price, c.size) for c in e.changes]
+                        )
+                        for side, price, size in writes:
+                            if size:
+                                sides[side][price] = size
+                            else:
+                                sides[side].pop(price, None)
+                    elif isinstance(e, Quote):
+                        quotes += 1
+                        bid = max(sides[Side.BID], default=None)
+                        ask = min(sides[Side.ASK], default=None)
+                        assert (e.bid_price, e.ask_price) == (bid, ask)
+                        assert e.bid_size == (None if bid is None else sides[Side.BID][bid])
+                        assert e.ask_size == (None if ask is None else sides[Side.ASK][ask])
+                assert quotes > 10
             assert data.metrics.handler_errors == 0
             for event in rec.events:
                 if isinstance(event, Quote) and event.bid_price is not None and event.ask_price is not None:

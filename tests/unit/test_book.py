@@ -10,7 +10,12 @@ import pytest
 
 from nautilus_dydx.core.book import Change, LevelChange, OrderBook, Side, decimal_places
 from nautilus_dydx.core.errors import DecodeError
-from nautilus_dydx.schemas.stream import OrderbookBatch, OrderbookSubscribed, decode_stream_message
+from nautilus_dydx.schemas.stream import (
+    OrderbookBatch,
+    OrderbookSubscribed,
+    OrderbookUpdateContents,
+    decode_stream_message,
+)
 
 OWN = Path(__file__).resolve().parents[1] / "fixtures" / "ws"
 
@@ -115,7 +120,7 @@ def test_parse_size_rejects_even_when_both_halves_were_seen(text: str) -> None:
     with pytest.raises(DecodeError):
         book.parse_size(text)
     with pytest.raises(DecodeError):
-        book.apply_sides([("100", text)], [], 1)
+        book.apply_sides(OrderbookUpdateContents(bids=[("100", text)]), 1)
     assert book.top(5) == ([], [])
 
 

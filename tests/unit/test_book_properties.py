@@ -276,6 +276,12 @@ def test_checksum_is_deterministic(sc: Scenario) -> None:
     assert 0 <= a.checksum() < 2**32
 
 
+@dataclass
+class Delta:
+    bids: list[tuple[str, str]]
+    asks: list[tuple[str, str]]
+
+
 @settings(max_examples=200, deadline=None)
 @given(scenarios(), st.integers(0, 2), st.sampled_from([0, 3, 2048]))
 def test_apply_sides_equals_apply_update_and_reports_top_writes(sc: Scenario, style: int, cache: int) -> None:
@@ -290,11 +296,11 @@ def test_apply_sides_equals_apply_update_and_reports_top_writes(sc: Scenario, st
         for s, p, q in rendered:
             one.apply_update(s, p, q, offset)
         before = fast.top_of_book()
-        touched = fast.apply_sides(
+        update = Delta(
             [(p, q) for s, p, q in rendered if s is Side.BID],
             [(p, q) for s, p, q in rendered if s is Side.ASK],
-            offset,
         )
+        touched = fast.apply_sides(update, offset)
         # the same levels, applied bids first then asks (order within a side kept)
         if not touched:
             assert fast.top_of_book() == before

@@ -515,19 +515,17 @@ class OrderBook:
                         append(LevelChange(side, p, 0, _UNCHANGED))
         return out
 
-    def apply_sides(
-        self, bids: Iterable[tuple[str, str]], asks: Iterable[tuple[str, str]], offset: int
-    ) -> bool:
-        """Apply one update's ``bids`` then ``asks``, reporting nothing per level — the hot path.
+    def apply_sides(self, update: BookDelta, offset: int) -> bool:
+        """Apply one update's bids then asks, reporting nothing per level — the hot path.
 
-        The same writes as :meth:`apply_deltas` (which reports each as a :class:`LevelChange`),
-        for a caller that keeps the message itself as the record of what was applied. Does not
-        uncross.
+        The same writes as ``apply_deltas([update], offset)`` (which reports each as a
+        :class:`LevelChange`), for a caller that keeps the message itself as the record of what
+        was applied. Does not uncross.
 
         Returns:
-            True when a write reached the top of its side (at or better than the best price at
-            that moment, or on an empty side). Only such a write can change the top of book or
-            cross an uncrossed book, so False means both are as before.
+            True when a write reached the top of its side (at or better than its best price, or
+            on an empty side). Only such a write can change the top of book or cross an
+            uncrossed book, so False means both are as before.
 
         Raises:
             DecodeError: a price or size is malformed or too precise; levels before it are applied.
@@ -536,18 +534,23 @@ class OrderBook:
         wholes = self._size_whole
         fracs = self._size_frac
         touched = False
-        if bids:
-            sizes, offsets, keys = self._bid_sizes, self._bid_offsets, self._bid_keys
-            for price, size in bids:
-                try:
-                    p = prices[price]
-                except KeyError:
+        levels = update.bids
+        if levels:
+            sizes = self._bid_sizes
+            offsets = self._bid_offsets
+            keys = self._bid_keys
+            # Until a write reaches the top, the best price cannot move: read it once.
+            best = keys[-1] if keys else -1
+            for price, size in levels:
+                p = prices.get(price)
+                if p is None:
                     p = self.parse_price(price)
+                # A size is its integer part plus its fraction, each from a cache (see __init__).
                 whole, _, frac = size.partition(".")
                 w = wholes.get(whole)
                 f = fracs.get(frac)
                 q = self._learn_size(size, whole, frac) if w is None or f is None else w + f
-                if not keys or p >= keys[-1]:
+                if p >= best:
                     touched = True
                 if q:
                     if p not in sizes:
@@ -557,18 +560,25 @@ class OrderBook:
                 elif sizes.pop(p, None) is not None:
                     del offsets[p]
                     del keys[bisect_left(keys, p)]
-        if asks:
-            sizes, offsets, keys = self._ask_sizes, self._ask_offsets, self._ask_keys
-            for price, size in asks:
-                try:
-                    p = prices[price]
-                except KeyError:
+        levels = update.asks
+        if levels:
+            sizes = self._ask_sizes
+            offsets = self._ask_offsets
+            keys = self._ask_keys
+            if keys:
+                best = keys[0]
+            else:
+                touched = True
+                best = 0
+            for price, size in levels:
+                p = prices.get(price)
+                if p is None:
                     p = self.parse_price(price)
                 whole, _, frac = size.partition(".")
                 w = wholes.get(whole)
                 f = fracs.get(frac)
                 q = self._learn_size(size, whole, frac) if w is None or f is None else w + f
-                if not keys or p <= keys[0]:
+                if p <= best:
                     touched = True
                 if q:
                     if p not in sizes:

@@ -503,17 +503,14 @@ class StreamProtocol:
             if book.channel is _ORDERBOOK:
                 message_id = book.message_id
                 if message_id == self._highest_id + 1:
+                    # The next id: above every id seen, hence above its subscription's last one.
                     self._highest_id = message_id
-                else:
-                    self._sequence(message_id)
-                state = self._book_states.get(book.id)
-                if state is not None:
-                    last = state.last_message_id
-                    if last is not None and message_id <= last:
-                        self._out_of_order(state, message_id, last)
-                    else:
+                    state = self._book_states.get(book.id)
+                    if state is not None:
                         state.last_message_id = message_id
-                    state.updates += 1
+                        state.updates += 1
+                else:
+                    self._on_data(book)
                 return book
         msg = _decode_general(data)
         cls = type(msg)

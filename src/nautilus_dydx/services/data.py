@@ -260,6 +260,7 @@ _SYNCED = _State.SYNCED
 
 @dataclass(slots=True)
 class _Book:
+    ticker: str
     book: OrderBook
     state: _State
     top: tuple[int | None, int | None, int | None, int | None] = (None, None, None, None)
@@ -319,10 +320,15 @@ class DataClient:
         self._audit_tolerance = audit_tolerance
         self._owns = owns_transports
         self._books: dict[str, _Book] = {}
+        # The entries whose state is SYNCED, keyed as the wire names them: the per-message test
+        # "do we apply this update?" is one lookup. Kept in step with every state change.
+        self._synced: dict[str | None, _Book] = {}
         self._handlers: list[EventHandler] = []
         self._queue: asyncio.Queue[MarketDataEvent | None] = asyncio.Queue()
         self._high_water = max(1, high_water)
         self._iterators = 0
+        # Events are queued for iterators, and when no handler takes them (as _emit explains).
+        self._queueing = True
         self._remove_ws_callback: Callable[[], None] | None = None
         self._audit_task: asyncio.Task[None] | None = None
         self._closed = False
@@ -411,7 +417,7 @@ class DataClient:
             return self._books[ticker].book
         tick, step = await self._markets.increments(ticker)
         book = OrderBook(tick, step, market=ticker)
-        self._books[ticker] = _Book(book, _State.SUBSCRIBING)
+        self._books[ticker] = _Book(ticker, book, _State.SUBSCRIBING)
         try:
             await self.ws.subscribe(Channel.ORDERBOOK, ticker, batched=self._batched)
         except BaseException:
@@ -441,7 +447,7 @@ class DataClient:
         entry = self._books.get(ticker)
         if entry is None:
             entry = self._books[ticker] = _Book(
-                OrderBook(tick_size, step_size, market=ticker), _State.SUBSCRIBING
+                ticker, OrderBook(tick_size, step_size, market=ticker), _State.SUBSCRIBING
             )
         return entry.book
 
@@ -457,30 +463,29 @@ class DataClient:
         if type(msg) is OrderbookUpdate:
             # The bulk of the traffic, inlined: one book call, one event, and the top of book only
             # looked at when a write reached it.
-            ticker = msg.id or ""
-            entry = self._books.get(ticker)
-            if entry is None or entry.state is not _SYNCED:
-                return  # before the snapshot, or during a resync: the snapshot will carry it
+            ticker = msg.id
+            entry = self._synced.get(ticker)
+            if entry is None:
+                return  # not tracked, before the snapshot, or during a resync: the snapshot will carry it
             metrics.book_messages += 1
             offset = msg.message_id
             contents = msg.contents
             book = entry.book
             try:
-                touched = book.apply_sides(contents.bids, contents.asks, offset)
+                touched = book.apply_sides(contents, offset)
             except DydxError as exc:
-                self._bad_update(ticker, exc)
+                self._bad_update(entry.ticker, exc)
                 return
-            event = BookDeltas(ticker, contents, offset, msg.connection_id, book)
-            handlers = self._handlers
-            for handler in handlers:
+            event = BookDeltas(entry.ticker, contents, offset, msg.connection_id, book)
+            for handler in self._handlers:
                 try:
                     handler(event)
                 except Exception:
                     self._handler_failed(handler)
-            if self._iterators or not handlers:
+            if self._queueing:
                 self._enqueue(event)
             if touched:
-                self._top_moved(ticker, entry, offset)
+                self._top_moved(entry.ticker, entry, offset)
             return
         on_message = self._dispatch.get(type(msg))
         if on_message is not None:
@@ -517,18 +522,24 @@ class DataClient:
     def add_handler(self, handler: EventHandler) -> Callable[[], None]:
         """Call ``handler`` with every event, in order, on the event loop; returns a remover."""
         self._handlers.append(handler)
+        self._update_queueing()
 
         def remove() -> None:
             with contextlib.suppress(ValueError):
                 self._handlers.remove(handler)
+            self._update_queueing()
 
         return remove
+
+    def _update_queueing(self) -> None:
+        self._queueing = bool(self._iterators or not self._handlers)
 
     def __aiter__(self) -> AsyncIterator[MarketDataEvent]:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[MarketDataEvent]:
         self._iterators += 1
+        self._update_queueing()
         try:
             while True:
                 if self._closed and self._queue.empty():
@@ -539,16 +550,16 @@ class DataClient:
                 yield event
         finally:
             self._iterators -= 1
+            self._update_queueing()
 
     def _emit(self, event: MarketDataEvent) -> None:
         # feed() inlines this for BookDeltas: keep the two in step.
-        handlers = self._handlers
-        for handler in handlers:
+        for handler in self._handlers:
             try:
                 handler(event)
             except Exception:
                 self._handler_failed(handler)
-        if self._iterators or not handlers:
+        if self._queueing:
             self._enqueue(event)
 
     def _handler_failed(self, handler: EventHandler) -> None:
@@ -582,6 +593,7 @@ class DataClient:
             self._schedule_resync(ticker, f"bad snapshot: {exc}")
             return
         entry.state = _State.SYNCED
+        self._synced[ticker] = entry
         entry.mismatches = 0
         self.metrics.snapshots += 1
         bids, asks = book.top(len(book))
@@ -593,10 +605,10 @@ class DataClient:
 
     def _on_book_batch(self, msg: OrderbookBatch) -> None:
         # channel_data (OrderbookUpdate) takes the inlined copy of this in feed().
-        ticker = msg.id or ""
-        entry = self._books.get(ticker)
-        if entry is None or entry.state is not _SYNCED:
-            return  # before the snapshot, or during a resync: the snapshot will carry it
+        entry = self._synced.get(msg.id)
+        if entry is None:
+            return  # not tracked, before the snapshot, or during a resync: the snapshot will carry it
+        ticker = entry.ticker
         self.metrics.book_messages += 1
         offset = msg.message_id
         book = entry.book
@@ -604,7 +616,7 @@ class DataClient:
         touched = False
         try:
             for contents in msg.contents:
-                if apply_sides(contents.bids, contents.asks, offset):
+                if apply_sides(contents, offset):
                     touched = True
         except DydxError as exc:
             self._bad_update(ticker, exc)
@@ -643,6 +655,7 @@ class DataClient:
         if entry.state is _State.RESYNCING:
             return
         entry.state = _State.RESYNCING
+        self._synced.pop(ticker, None)
         entry.top = (None, None, None, None)
         self.metrics.resyncs += 1
         _log.warning("resyncing %s book: %s", ticker, reason)
