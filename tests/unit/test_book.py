@@ -113,10 +113,10 @@ def test_parse_price_rejects(text: str) -> None:
         "１.5",
     ],
 )
-def test_parse_size_rejects_even_when_both_halves_were_seen(text: str) -> None:
+def test_sizes_are_strict_on_both_paths(text: str) -> None:
     book = eth()
     for good in ("1.5", "1.2", "0.5", "1", "1.0", "1.", "1.000"):
-        book.parse_size(good)  # fills the whole-part and fraction caches
+        book.parse_size(good)  # fills the cache
     with pytest.raises(DecodeError):
         book.parse_size(text)
     with pytest.raises(DecodeError):
@@ -124,8 +124,7 @@ def test_parse_size_rejects_even_when_both_halves_were_seen(text: str) -> None:
     assert book.top(5) == ([], [])
 
 
-def test_size_halves_cache_is_exact() -> None:
-    book = OrderBook(price_decimals=0, size_decimals=4)
+def test_sizes_parse_exactly_on_both_paths() -> None:
     cases = {
         "1.1221": 11221,
         "0.861": 8610,
@@ -134,24 +133,15 @@ def test_size_halves_cache_is_exact() -> None:
         "7.": 70000,
         "0.00010": 1,
         "12.1221": 121221,
+        "0": 0,
+        "0.0000": 0,
     }
+    book = OrderBook(price_decimals=0, size_decimals=4)
     for text, value in cases.items():
         assert book.parse_size(text) == value
-    for text, value in cases.items():  # now from the caches
-        assert book.parse_size(text) == value
-    assert book.parse_size("19.8610") == 198610  # halves of different strings
-
-
-def test_fraction_cache_is_bounded() -> None:
-    book = OrderBook(price_decimals=0, size_decimals=8, cache_size=16)
-    for i in range(20_000):
-        assert book.parse_size(f"{i % 7}.{i:08d}") == (i % 7) * 10**8 + i
-    assert len(book._size_frac) <= 16384
-    assert len(book._size_whole) <= 16
-    four = OrderBook(price_decimals=0, size_decimals=4, cache_size=16)
-    for i in range(10_000):
-        four.parse_size(f"0.{i:04d}")
-    assert len(four._size_frac) == 10_000  # every fraction of 4 decimals fits: never cleared
+    for i, (text, value) in enumerate(cases.items()):
+        book.apply_sides(OrderbookUpdateContents(bids=[(str(100 + i), text)]), 1)
+        assert book.level(Side.BID, 100 + i) == (None if value == 0 else (value, 1))
 
 
 def test_format_is_canonical() -> None:
@@ -341,8 +331,7 @@ def test_deleted_levels_leave_nothing_and_caches_are_bounded() -> None:
     assert len(book) == 0
     assert book.top(10) == ([], [])
     assert len(book._price_cache) <= 64
-    assert len(book._size_whole) <= 64
-    assert len(book._size_frac) <= 64
+    assert len(book._size_cache) <= 64
     assert book._bid_sizes == {}
     assert book._bid_offsets == {}
     assert book._bid_keys == []

@@ -214,13 +214,11 @@ class OrderBook:
         "_bid_sizes",
         "_fmt_price",
         "_fmt_size",
-        "_frac_cache_size",
         "_parse_price",
         "_parse_size",
         "_pow10",
         "_price_cache",
-        "_size_frac",
-        "_size_whole",
+        "_size_cache",
         "cache_size",
         "market",
         "price_decimals",
@@ -243,22 +241,16 @@ class OrderBook:
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         self.cache_size = cache_size
-        # Venue strings repeat (the same few hundred prices and sizes): a bounded str -> int cache
-        # makes the conversion a dict lookup. Cleared when full, so memory stays bounded.
+        # Venue prices repeat (the same few hundred levels): a bounded str -> int cache makes the
+        # conversion a dict lookup. Cleared when full, so memory stays bounded. Sizes rarely
+        # repeat: apply_sides parses them inline; the other writes go through parse_size's cache.
         self._price_cache: dict[str, int] = {}
-        # Sizes rarely repeat whole ("1.1221", "0.861"), but their two halves do: the integer part
-        # (a few small numbers) and the fraction (at most 10**size_decimals strings). A size is
-        # then two lookups: whole["1"] + frac["1221"] (both at size_decimals).
-        self._size_whole: dict[str, int] = {}
-        self._size_frac: dict[str, int] = {}
+        self._size_cache: dict[str, int] = {}
         self._parse_price = _make_parser(self.price_decimals, "price")
         self._parse_size = _make_parser(self.size_decimals, "size")
-        self._pow10 = tuple(10**k for k in range(self.size_decimals + 1))
-        # Every fraction of up to 4 decimals fits (11 111 strings); beyond, at most 16 384 are
-        # remembered (about 1.5 MB), and at least cache_size.
-        self._frac_cache_size = max(cache_size, min(sum(10**k for k in range(self.size_decimals + 1)), 16384))
         self._fmt_price = _make_formatter(self.price_decimals)
         self._fmt_size = _make_formatter(self.size_decimals)
+        self._pow10 = tuple(10**k for k in range(self.size_decimals + 1))
         self._bid_sizes: dict[int, int] = {}
         self._bid_offsets: dict[int, int] = {}
         self._bid_keys: list[int] = []  # ascending: best bid is last
@@ -288,29 +280,9 @@ class OrderBook:
 
     def parse_size(self, text: str) -> int:
         """The size key of a decimal string. Raises DecodeError if malformed or too precise."""
-        whole, _, frac = text.partition(".")
-        w = self._size_whole.get(whole)
-        f = self._size_frac.get(frac)
-        if w is None or f is None:
-            return self._learn_size(text, whole, frac)
-        return w + f
-
-    def _learn_size(self, text: str, whole: str, frac: str) -> int:
-        # Validates the whole string; only then are its halves remembered. Any cached whole part
-        # (ASCII digits, non-empty) followed by any cached fraction (ASCII digits within the
-        # precision, or trailing zeros past it) is itself a valid size, so the split caches accept
-        # exactly what the parser accepts.
-        q = self._parse_size(text)
-        whole_value = int(whole) * self._pow10[self.size_decimals]
-        if self.cache_size:
-            wholes = self._size_whole
-            if len(wholes) >= self.cache_size:
-                wholes.clear()
-            wholes[whole] = whole_value
-            fracs = self._size_frac
-            if len(fracs) >= self._frac_cache_size:
-                fracs.clear()
-            fracs[frac] = q - whole_value
+        q = self._size_cache.get(text)
+        if q is None:
+            q = self._remember(self._size_cache, text, self._parse_size(text))
         return q
 
     def _remember(self, cache: dict[str, int], text: str, value: int) -> int:
@@ -531,8 +503,8 @@ class OrderBook:
             DecodeError: a price or size is malformed or too precise; levels before it are applied.
         """
         prices = self._price_cache
-        wholes = self._size_whole
-        fracs = self._size_frac
+        places = self.size_decimals
+        pow10 = self._pow10
         touched = False
         levels = update.bids
         if levels:
@@ -545,11 +517,16 @@ class OrderBook:
                 p = prices.get(price)
                 if p is None:
                     p = self.parse_price(price)
-                # A size is its integer part plus its fraction, each from a cache (see __init__).
+                # Sizes rarely repeat, so no cache: split at the point and check that only ASCII
+                # digits remain (isascii() is O(1); isdigit() rejects the signs, spaces and
+                # underscores int() would take). Anything else goes to the full parser, which
+                # accepts trailing zeros past the precision and raises for the rest.
                 whole, _, frac = size.partition(".")
-                w = wholes.get(whole)
-                f = fracs.get(frac)
-                q = self._learn_size(size, whole, frac) if w is None or f is None else w + f
+                n = len(frac)
+                if n <= places and whole and (digits := whole + frac).isdigit() and size.isascii():
+                    q = int(digits) * pow10[places - n]
+                else:
+                    q = self._parse_size(size)
                 if p >= best:
                     touched = True
                 if q:
@@ -575,9 +552,11 @@ class OrderBook:
                 if p is None:
                     p = self.parse_price(price)
                 whole, _, frac = size.partition(".")
-                w = wholes.get(whole)
-                f = fracs.get(frac)
-                q = self._learn_size(size, whole, frac) if w is None or f is None else w + f
+                n = len(frac)
+                if n <= places and whole and (digits := whole + frac).isdigit() and size.isascii():
+                    q = int(digits) * pow10[places - n]
+                else:
+                    q = self._parse_size(size)
                 if p <= best:
                     touched = True
                 if q:
