@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from nautilus_dydx.emulator.engine.chain import ChainEngine
 from nautilus_dydx.emulator.indexer.control import ControlApi
 from nautilus_dydx.emulator.indexer.rest import RestApi
 from nautilus_dydx.emulator.indexer.store import IndexerStore
-from nautilus_dydx.emulator.indexer.ws import WsHub
+from nautilus_dydx.emulator.indexer.ws import CHECKSUM_HISTORY, WsHub
 from nautilus_dydx.emulator.params import CHAIN_ID
 from nautilus_dydx.emulator.validator.server import ValidatorServer
 
@@ -50,6 +51,7 @@ class EmulatorConfig:
     ws_pong_timeout: float = 10.0
     batch_interval: float = 0.25
     short_block_window: int = 40
+    checksum_history: int = CHECKSUM_HISTORY
 
 
 class Emulator:
@@ -71,6 +73,8 @@ class Emulator:
         ws_pong_timeout: seconds without a pong before closing 1011 "Heartbeat timeout".
         batch_interval: flush period of ``batched`` subscriptions.
         short_block_window: ShortBlockWindow of the engine.
+        checksum_history: book messages per (connection, ticker) whose checksum the control API
+            keeps for verification (16 bytes each; the oldest are forgotten).
     """
 
     def __init__(
@@ -90,6 +94,7 @@ class Emulator:
         ws_pong_timeout: float = 10.0,
         batch_interval: float = 0.25,
         short_block_window: int = 40,
+        checksum_history: int = CHECKSUM_HISTORY,
     ) -> None:
         if block_time <= 0:
             raise ValueError("block_time must be positive")
@@ -108,6 +113,7 @@ class Emulator:
             ws_pong_timeout=ws_pong_timeout,
             batch_interval=batch_interval,
             short_block_window=short_block_window,
+            checksum_history=checksum_history,
         )
         self.engine = ChainEngine(
             markets=list(markets) if markets is not None else None,
@@ -123,6 +129,7 @@ class Emulator:
             ping_interval=ws_ping_interval,
             pong_timeout=ws_pong_timeout,
             batch_interval=batch_interval,
+            checksum_history=checksum_history,
         )
         self.validator = ValidatorServer(
             self.engine, host=host, port=grpc_port, chain_id=chain_id, tls=grpc_tls
@@ -140,22 +147,7 @@ class Emulator:
     @classmethod
     def from_config(cls, config: EmulatorConfig) -> Emulator:
         """Build an emulator from an :class:`EmulatorConfig`."""
-        return cls(
-            host=config.host,
-            port=config.port,
-            grpc_port=config.grpc_port,
-            grpc_tls=config.grpc_tls,
-            chain_id=config.chain_id,
-            block_time=config.block_time,
-            seed=config.seed,
-            markets=config.markets,
-            synthetic=config.synthetic,
-            rate_limit=config.rate_limit,
-            ws_ping_interval=config.ws_ping_interval,
-            ws_pong_timeout=config.ws_pong_timeout,
-            batch_interval=config.batch_interval,
-            short_block_window=config.short_block_window,
-        )
+        return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(config)})
 
     # --- URLs ---------------------------------------------------------------------------------
 

@@ -38,6 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markets", default=None, help="comma-separated tickers, e.g. BTC-USD,ETH-USD")
     parser.add_argument("--no-synthetic", action="store_true", help="do not run synthetic traders")
     parser.add_argument("--no-rate-limit", action="store_true", help="disable the REST rate limit")
+    parser.add_argument(
+        "--checksum-history",
+        type=int,
+        default=4096,
+        help="book messages per connection and ticker whose checksum the control API keeps (default 4096)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
 
 
@@ -64,6 +70,7 @@ async def _serve(args: argparse.Namespace) -> None:
         markets=markets,
         synthetic=not args.no_synthetic,
         rate_limit=None if args.no_rate_limit else (100, 10.0),
+        checksum_history=args.checksum_history,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

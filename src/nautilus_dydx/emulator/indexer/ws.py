@@ -55,7 +55,8 @@ LIMITS = {
     "v4_block_height": 1,
 }
 NO_ID = frozenset({"v4_markets", "v4_block_height"})
-MAX_BOOK_RECORDS = 200_000
+# Book messages per (connection, ticker) whose checksum is kept: a verification window, not an archive.
+CHECKSUM_HISTORY = 4096
 CHECKSUM_DEPTH = 25  # the default depth of docs/checksum.md
 CLOSED_CONNECTIONS_KEPT = 64
 OUTBOX_LIMIT = 200_000
@@ -152,7 +153,7 @@ class BookLog:
     are kept (16 bytes a message), so a long-running emulator's memory stays flat.
     """
 
-    def __init__(self, limit: int = MAX_BOOK_RECORDS, depth: int = CHECKSUM_DEPTH) -> None:
+    def __init__(self, limit: int = CHECKSUM_HISTORY, depth: int = CHECKSUM_DEPTH) -> None:
         self.limit = limit
         self.depth = depth
         self.book = _ClientBook()
@@ -271,7 +272,7 @@ class WsConnection:
     def _book_log(self, ticker: str) -> BookLog:
         book_log = self.book_logs.get(ticker)
         if book_log is None:
-            book_log = self.book_logs[ticker] = BookLog()
+            book_log = self.book_logs[ticker] = BookLog(self.hub.checksum_history)
         return book_log
 
     def deliver(self, sub: _Sub, body: bytes, raw: Json, child: int | None) -> None:
@@ -454,12 +455,16 @@ class WsHub:
         ping_interval: float = 30.0,
         pong_timeout: float = 10.0,
         batch_interval: float = 0.25,
+        checksum_history: int = CHECKSUM_HISTORY,
     ) -> None:
+        if checksum_history < 1:
+            raise ValueError("checksum_history must be >= 1")
         self.store = store
         self.rest = rest
         self.ping_interval = ping_interval
         self.pong_timeout = pong_timeout
         self.batch_interval = batch_interval
+        self.checksum_history = checksum_history
         self.connections: dict[str, WsConnection] = {}
         self.closed_logs: OrderedDict[str, dict[str, BookLog]] = OrderedDict()
         self._index: dict[tuple[str, str | None], dict[WsConnection, _Sub]] = {}
