@@ -5,6 +5,7 @@ from __future__ import annotations
 import zlib
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,20 @@ from nautilus_dydx.schemas.stream import (
 )
 
 OWN = Path(__file__).resolve().parents[1] / "fixtures" / "ws"
+
+
+def _levels(book: OrderBook, side: Side, levels: list[tuple[str, str]], offset: int) -> list[LevelChange]:
+    """One message's levels of one side, written one by one."""
+    return [book.apply_update(side, price, size, offset) for price, size in levels]
+
+
+def _deltas(book: OrderBook, updates: Any, offset: int) -> list[LevelChange]:
+    """One message's updates (bids then asks of each, in order), written one by one."""
+    out: list[LevelChange] = []
+    for update in updates:
+        out += _levels(book, Side.BID, update.bids, offset)
+        out += _levels(book, Side.ASK, update.asks, offset)
+    return out
 
 
 def eth() -> OrderBook:
@@ -220,7 +235,7 @@ def test_deltas_apply_bids_then_asks_in_order() -> None:
     assert isinstance(snap, OrderbookSubscribed)
     assert isinstance(batch, OrderbookBatch)
     book.apply_snapshot(snap.contents.bids, snap.contents.asks, snap.message_id)
-    changes = book.apply_deltas(batch.contents, batch.message_id)
+    changes = _deltas(book, batch.contents, batch.message_id)
     assert changes == [
         LevelChange(Side.ASK, 30003, 1750, Change.UPDATED),
         LevelChange(Side.BID, 30002, 500, Change.ADDED),
@@ -228,7 +243,7 @@ def test_deltas_apply_bids_then_asks_in_order() -> None:
     ]
     assert book.uncross() == []
     assert book.top(1) == ([(30002, 500)], [(30003, 1750)])
-    assert book.apply_levels(Side.BID, [("3000.2", "0"), ("1", "1")], 9) == [
+    assert _levels(book, Side.BID, [("3000.2", "0"), ("1", "1")], 9) == [
         LevelChange(Side.BID, 30002, 0, Change.DELETED),
         LevelChange(Side.BID, 10, 1000, Change.ADDED),
     ]
@@ -266,8 +281,8 @@ def test_uncross_drops_the_older_level() -> None:
 
 def test_uncross_equal_offsets_subtracts_smaller_size() -> None:
     book = eth()
-    book.apply_levels(Side.BID, [("101", "3")], 5)
-    book.apply_levels(Side.ASK, [("100", "1"), ("100.5", "0.5"), ("102", "1")], 5)
+    _levels(book, Side.BID, [("101", "3")], 5)
+    _levels(book, Side.ASK, [("100", "1"), ("100.5", "0.5"), ("102", "1")], 5)
     repairs = book.uncross()
     assert repairs == [
         LevelChange(Side.BID, 1010, 2000, Change.UPDATED),
@@ -281,8 +296,8 @@ def test_uncross_equal_offsets_subtracts_smaller_size() -> None:
 
 def test_uncross_equal_sizes_drops_both() -> None:
     book = eth()
-    book.apply_levels(Side.BID, [("100", "1"), ("99", "1")], 3)
-    book.apply_levels(Side.ASK, [("100", "1")], 3)
+    _levels(book, Side.BID, [("100", "1"), ("99", "1")], 3)
+    _levels(book, Side.ASK, [("100", "1")], 3)
     assert book.uncross() == [
         LevelChange(Side.BID, 1000, 0, Change.DELETED),
         LevelChange(Side.ASK, 1000, 0, Change.DELETED),
@@ -346,7 +361,7 @@ def test_uncached_book_behaves_the_same() -> None:
     b = eth()
     for book in (a, b):
         book.apply_snapshot([("100", "1")], [("101", "1")], 1)
-        book.apply_levels(Side.ASK, [("100.5", "2"), ("101", "0")], 2)
+        _levels(book, Side.ASK, [("100.5", "2"), ("101", "0")], 2)
     assert a.top(5) == b.top(5)
     assert a._price_cache == {}
 
@@ -364,7 +379,7 @@ def test_captured_snapshot_and_batch_against_plain_dicts(shared_fixtures: Path) 
     book.apply_snapshot(snap.contents.bids, snap.contents.asks, 1)
     bids = {Decimal(lvl.price): Decimal(lvl.size) for lvl in snap.contents.bids}
     asks = {Decimal(lvl.price): Decimal(lvl.size) for lvl in snap.contents.asks}
-    book.apply_deltas(batch.contents, 2)
+    _deltas(book, batch.contents, 2)
     for update in batch.contents:
         for side, levels in ((bids, update.bids), (asks, update.asks)):
             for p, q in levels:

@@ -198,31 +198,6 @@ def _levels(book: OrderBook) -> list[tuple[Side, int, int]]:
     return [(Side.BID, p, q) for p, q in bids] + [(Side.ASK, p, q) for p, q in asks]
 
 
-@settings(max_examples=200, deadline=None)
-@given(scenarios())
-def test_batch_api_equals_one_by_one(sc: Scenario) -> None:
-    """apply_deltas / apply_levels give the same book and the same changes as apply_update."""
-
-    @dataclass
-    class Delta:
-        bids: list[tuple[str, str]]
-        asks: list[tuple[str, str]]
-
-    one = OrderBook(price_decimals=sc.price_places, size_decimals=sc.size_places)
-    batch = OrderBook(price_decimals=sc.price_places, size_decimals=sc.size_places, cache_size=3)
-    for levels, offset in zip(sc.messages, sc.offsets, strict=True):
-        rendered = [(s, render(p, sc.price_places, 0), render(q, sc.size_places, 0)) for s, p, q in levels]
-        deltas = [Delta([(p, q)], []) if s is Side.BID else Delta([], [(p, q)]) for s, p, q in rendered]
-        expected = [one.apply_update(s, p, q, offset) for s, p, q in rendered]
-        assert batch.apply_deltas(deltas, offset) == expected
-        assert one.uncross() == batch.uncross()
-        assert one.top(100) == batch.top(100)
-    side_levels = [(render(p, sc.price_places, 0), render(q, sc.size_places, 0)) for _, p, q in sc.snapshot]
-    assert batch.apply_levels(Side.ASK, side_levels, 999) == [
-        one.apply_update(Side.ASK, p, q, 999) for p, q in side_levels
-    ]
-
-
 @settings(max_examples=300, deadline=None)
 @given(st.integers(0, 10**30), st.integers(0, 12), st.integers(0, 3))
 def test_parse_roundtrip(value: int, places: int, extra_zeros: int) -> None:

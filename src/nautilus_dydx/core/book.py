@@ -395,102 +395,10 @@ class OrderBook:
             return self._set(_BID, self._bid_sizes, self._bid_offsets, self._bid_keys, p, q, offset)
         return self._set(_ASK, self._ask_sizes, self._ask_offsets, self._ask_keys, p, q, offset)
 
-    def apply_levels(self, side: Side, levels: Iterable[tuple[str, str]], offset: int) -> list[LevelChange]:
-        """Apply ``[price, size]`` updates of one side in order (one message's worth). Does not uncross.
-
-        Returns:
-            One :class:`LevelChange` per level, in order.
-
-        Raises:
-            DecodeError: a price or size is malformed or too precise; levels before it are applied.
-        """
-        price_get = self._price_cache.get
-        parse_size = self.parse_size
-        if side is _BID:
-            sizes, offsets, keys = self._bid_sizes, self._bid_offsets, self._bid_keys
-        else:
-            sizes, offsets, keys = self._ask_sizes, self._ask_offsets, self._ask_keys
-        out: list[LevelChange] = []
-        append = out.append
-        for price, size in levels:
-            p = price_get(price)
-            if p is None:
-                p = self.parse_price(price)
-            q = parse_size(size)
-            # Inlined _set: this loop is the hot path of the whole market-data pipeline.
-            if q:
-                old = sizes.get(p)
-                sizes[p] = q
-                offsets[p] = offset
-                if old is None:
-                    insort(keys, p)
-                    append(LevelChange(side, p, q, _ADDED))
-                elif old != q:
-                    append(LevelChange(side, p, q, _UPDATED))
-                else:
-                    append(LevelChange(side, p, q, _UNCHANGED))
-            elif sizes.pop(p, None) is not None:
-                del offsets[p]
-                del keys[bisect_left(keys, p)]
-                append(LevelChange(side, p, 0, _DELETED))
-            else:
-                append(LevelChange(side, p, 0, _UNCHANGED))
-        return out
-
-    def apply_deltas(self, updates: Iterable[BookDelta], offset: int) -> list[LevelChange]:
-        """Apply the contents of one ``channel_data`` or ``channel_batch_data`` message. Does not uncross.
-
-        Within each update, bids are applied before asks; updates are applied in order. One call
-        per message keeps the per-level cost to a few dict operations (batches mostly carry one
-        level per update, so a call per level would dominate).
-
-        Args:
-            updates: objects with ``bids`` and ``asks`` lists of ``[price, size]`` pairs
-                (:class:`~nautilus_dydx.schemas.stream.OrderbookUpdateContents`).
-            offset: the logical age of these writes (the message's ``message_id``).
-
-        Returns:
-            One :class:`LevelChange` per level, in the order applied.
-
-        Raises:
-            DecodeError: a price or size is malformed or too precise; levels before it are applied.
-        """
-        price_get = self._price_cache.get
-        parse_size = self.parse_size
-        bid = (_BID, self._bid_sizes, self._bid_offsets, self._bid_keys)
-        ask = (_ASK, self._ask_sizes, self._ask_offsets, self._ask_keys)
-        out: list[LevelChange] = []
-        append = out.append
-        for update in updates:
-            for (side, sizes, offsets, keys), levels in ((bid, update.bids), (ask, update.asks)):
-                for price, size in levels:
-                    p = price_get(price)
-                    if p is None:
-                        p = self.parse_price(price)
-                    q = parse_size(size)
-                    if q:
-                        old = sizes.get(p)
-                        sizes[p] = q
-                        offsets[p] = offset
-                        if old is None:
-                            insort(keys, p)
-                            append(LevelChange(side, p, q, _ADDED))
-                        elif old != q:
-                            append(LevelChange(side, p, q, _UPDATED))
-                        else:
-                            append(LevelChange(side, p, q, _UNCHANGED))
-                    elif sizes.pop(p, None) is not None:
-                        del offsets[p]
-                        del keys[bisect_left(keys, p)]
-                        append(LevelChange(side, p, 0, _DELETED))
-                    else:
-                        append(LevelChange(side, p, 0, _UNCHANGED))
-        return out
-
     def apply_sides(self, update: BookDelta, offset: int) -> bool:
         """Apply one update's bids then asks, reporting nothing per level — the hot path.
 
-        The same writes as ``apply_deltas([update], offset)`` (which reports each as a
+        The same writes as :meth:`apply_update` for each level (which reports each as a
         :class:`LevelChange`), for a caller that keeps the message itself as the record of what
         was applied. Does not uncross.
 
