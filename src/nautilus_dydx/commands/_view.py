@@ -89,6 +89,26 @@ EmulatorFactory = Callable[[], EmbeddedVenue]
 # -- options and venue ---------------------------------------------------------------------------
 
 
+def positive_float(text: str) -> float:
+    """An argparse type: a number > 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0; got {text}")
+    return value
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[low, high]``."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in [{low}, {high}]; got {text}")
+        return value
+
+    return parse
+
+
 def add_venue_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare ``--network``, ``--indexer-url`` and ``--ws-url`` on ``parser``."""
     parser.add_argument(

@@ -16,18 +16,7 @@ from nautilus_dydx.services.data import DataClient, MarketDataEvent
 __all__ = ["add_arguments", "run"]
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0; got {text}")
-    return value
-
-
-def _depth(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"must be in [1, 100]; got {text}")
-    return value
+_depth = _view.int_in(1, 100)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,9 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ticker", help="market ticker, e.g. BTC-USD")
     parser.add_argument("--depth", type=_depth, default=10, help="levels shown per side (default 10)")
     parser.add_argument("--json", action="store_true", help="print every event as one JSON line instead")
-    parser.add_argument("--seconds", type=_positive, default=None, help="stop after N seconds (exit 0)")
     parser.add_argument(
-        "--refresh", type=_positive, default=0.25, help="seconds between redraws (default 0.25)"
+        "--seconds", type=_view.positive_float, default=None, help="stop after N seconds (exit 0)"
+    )
+    parser.add_argument(
+        "--refresh", type=_view.positive_float, default=0.25, help="seconds between redraws (default 0.25)"
     )
     _view.add_venue_arguments(parser)
 

@@ -18,29 +18,20 @@ from nautilus_dydx.services.data import DataClient, MarketDataEvent
 __all__ = ["add_arguments", "run"]
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0; got {text}")
-    return value
-
-
-def _depth(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 50:
-        raise argparse.ArgumentTypeError(f"must be in [1, 50]; got {text}")
-    return value
+_depth = _view.int_in(1, 50)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``demo`` command's options on ``parser``."""
-    parser.add_argument("--seconds", type=_positive, default=None, help="stop after N seconds (exit 0)")
+    parser.add_argument(
+        "--seconds", type=_view.positive_float, default=None, help="stop after N seconds (exit 0)"
+    )
     parser.add_argument(
         "--markets", default="BTC-USD,ETH-USD", help="comma-separated tickers (default BTC-USD,ETH-USD)"
     )
     parser.add_argument("--depth", type=_depth, default=8, help="levels shown per side (default 8)")
     parser.add_argument(
-        "--refresh", type=_positive, default=0.25, help="seconds between redraws (default 0.25)"
+        "--refresh", type=_view.positive_float, default=0.25, help="seconds between redraws (default 0.25)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the emulator's synthetic market")
 

@@ -169,6 +169,8 @@ class TradeEvent(Struct, frozen=True, gc=False):
 
 
 class OraclePriceEvent(Struct, frozen=True, gc=False):
+    """A new oracle price of ``ticker`` (from ``v4_markets``), effective at ``height``."""
+
     ticker: str
     price: Decimal
     effective_at: datetime | None
@@ -183,6 +185,8 @@ class FundingRateEvent(Struct, frozen=True, gc=False):
 
 
 class CandleEvent(Struct, frozen=True, gc=False):
+    """A candle of ``ticker`` at ``resolution`` was created or updated; ``snapshot`` for the history."""
+
     ticker: str
     resolution: str
     candle: Candle
@@ -190,6 +194,8 @@ class CandleEvent(Struct, frozen=True, gc=False):
 
 
 class BlockHeightEvent(Struct, frozen=True, gc=False):
+    """The indexer processed block ``height``."""
+
     height: int
     time: datetime
 
