@@ -13,8 +13,7 @@ from decimal import Decimal
 
 import pytest
 
-from nautilus_dydx.cli import build_parser, main
-from nautilus_dydx.commands import _view
+from nautilus_dydx.cli import _view, build_parser, main
 from nautilus_dydx.core.errors import ConfigError
 from nautilus_dydx.emulator.app import Emulator
 

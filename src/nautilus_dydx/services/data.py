@@ -297,7 +297,7 @@ class DataClient:
             async for event in data:
                 if isinstance(event, Quote):
                     book = data.book(event.ticker)
-                    print(book.format_price(event.bid_price), book.format_price(event.ask_price))
+                    top = book.format_price(event.bid_price), book.format_price(event.ask_price)
     """
 
     def __init__(

@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import sys
 
-from nautilus_dydx.commands import _view
+from nautilus_dydx.cli import _view
 from nautilus_dydx.services.data import DataClient, MarketDataEvent
 
 __all__ = ["add_arguments", "run"]

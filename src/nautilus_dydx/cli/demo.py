@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import sys
 
-from nautilus_dydx.commands import _view
+from nautilus_dydx.cli import _view
 from nautilus_dydx.core.errors import ConfigError
 from nautilus_dydx.services.data import DataClient, MarketDataEvent
 

@@ -1,6 +1,7 @@
 """The ``nautilus-dydx`` command line.
 
-Each subcommand lives in its own module and exposes ``add_arguments(parser)`` and ``run(args) -> int``;
+Each subcommand lives in its own module (``nautilus_dydx.cli.book``, ``.demo``; the emulator's in
+``nautilus_dydx.emulator.cli``) and exposes ``add_arguments(parser)`` and ``run(args) -> int``;
 this module only wires them together.
 
 What is imported when: importing this module loads the ``nautilus_dydx`` package (its ``__init__``
@@ -27,11 +28,11 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "run the local dYdX v4 emulator (indexer REST + WS, validator gRPC)",
     ),
     "book": (
-        "nautilus_dydx.commands.book",
+        "nautilus_dydx.cli.book",
         "live order book of one market (embedded emulator by default; --network testnet|mainnet)",
     ),
     "demo": (
-        "nautilus_dydx.commands.demo",
+        "nautilus_dydx.cli.demo",
         "stream two markets' books, trades and oracle prices from an embedded emulator",
     ),
 }
