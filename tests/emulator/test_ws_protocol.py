@@ -320,3 +320,50 @@ async def test_shutdown_closes_1012(http: aiohttp.ClientSession) -> None:
     assert closing.type == aiohttp.WSMsgType.CLOSE
     assert closing.data == 1012
     assert json.loads(closing.extra) == {"message": "Service restarting"}
+
+
+async def test_non_string_fields_are_answered_and_the_socket_kept(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    ws = await connect(http, emu)
+    cases = [
+        ({"type": "subscribe", "channel": ["v4_orderbook"]}, "Invalid channel: v4_orderbook"),
+        ({"type": "subscribe", "channel": {"a": 1}, "id": "x"}, "Invalid channel: [object Object]"),
+        ({"type": "subscribe", "channel": 7}, "Invalid channel: 7"),
+        (
+            {"type": "subscribe", "channel": "v4_candles", "id": ["BTC-USD/1MIN"]},
+            "Invalid subscription id for channel: (v4_candles-BTC-USD/1MIN)",
+        ),
+        (
+            {"type": "unsubscribe", "channel": "v4_trades", "id": {"t": "BTC-USD"}},
+            "Invalid subscription id for channel: (v4_trades-[object Object])",
+        ),
+    ]
+    for request, text in cases:
+        await ws.send_json(request)
+        assert (await recv(ws))["message"] == text
+    # batched follows JavaScript truthiness; a string "false" is true.
+    await ws.send_json({"type": "subscribe", "channel": "v4_trades", "id": "BTC-USD", "batched": "false"})
+    assert (await recv(ws))["type"] == "subscribed"
+    conn = next(iter(emu.hub.connections.values()))
+    assert conn.subs[("v4_trades", "BTC-USD")].batched
+    assert not ws.closed
+    await ws.close()
+
+
+async def test_unexpected_handler_failure_is_answered_not_fatal(
+    emu: Emulator, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = await connect(http, emu)
+
+    def boom(channel: str, sub_id: str | None) -> bool:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(emu.hub, "valid_id", boom)
+    await ws.send_json({"type": "subscribe", "channel": "v4_trades", "id": "BTC-USD"})
+    err = await recv(ws)
+    assert err["type"] == "error"
+    monkeypatch.undo()
+    await ws.send_json({"type": "subscribe", "channel": "v4_trades", "id": "BTC-USD"})
+    assert (await recv(ws))["type"] == "subscribed"
+    await ws.close()

@@ -289,7 +289,11 @@ class RestApi:
         started = time.perf_counter()
         headers: dict[str, str] = {}
         routed = request.match_info.http_exception is None
-        if routed and path.startswith("/v4/") and path != "/v4/ws":
+        if routed and path == "/v4/ws":
+            # The socket owns its upgraded connection: an HTTP error response written here would
+            # land on the WebSocket stream as garbage frames. The hub handles its own failures.
+            return await handler(request)
+        if routed and path.startswith("/v4/"):
             forced = self.faults.take()
             if forced is not None:
                 if forced == 429:

@@ -145,6 +145,30 @@ class _ClientBook:
         return zlib.crc32(f"{b}|{a}".encode("ascii")) & 0xFFFFFFFF
 
 
+def _js_str(value: Any) -> str:
+    """``String(value)`` of a JSON value as the venue's JavaScript server would render it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    if isinstance(value, list):
+        return ",".join("" if v is None else _js_str(v) for v in value)
+    if isinstance(value, dict):
+        return "[object Object]"
+    return str(value)
+
+
+def _js_truthy(value: Any) -> bool:
+    """JavaScript truthiness of a JSON value (``[]`` and ``{}`` are true, ``""`` and ``0`` false)."""
+    if isinstance(value, (list, dict)):
+        return True
+    return bool(value)
+
+
 class BookLog:
     """The checksum a correct client's book has after each ``v4_orderbook`` message of one ticker
     sent on one connection (docs/checksum.md), bounded to the last ``limit`` messages.
@@ -321,14 +345,14 @@ class WsConnection:
         if kind == "ping":
             return
         if kind not in ("subscribe", "unsubscribe"):
-            self._invalid_message(f"Invalid message type: {kind}")
+            self._invalid_message(f"Invalid message type: {_js_str(kind)}")
             return
         channel = data.get("channel")
         if channel is None:
             self.error(f"Invalid {kind} message: channel is required")
             return
-        if channel not in VERSIONS:
-            self.error(f"Invalid channel: {channel}")
+        if not isinstance(channel, str) or channel not in VERSIONS:
+            self.error(f"Invalid channel: {_js_str(channel)}")
             return
         sub_id: str | None
         if channel == "v4_block_height":
@@ -340,11 +364,25 @@ class WsConnection:
             if raw_id is None:
                 self.error("Invalid id: undefined")
                 return
-            sub_id = str(raw_id)
+            if not isinstance(raw_id, str):
+                # The venue's id checks look the value up among known tickers/addresses, where a
+                # non-string never matches.
+                label = f"{channel}-{_js_str(raw_id)}"
+                self.error(f"Invalid subscription id for channel: ({label})", channel)
+                return
+            sub_id = raw_id
         if kind == "unsubscribe":
             self._unsubscribe(channel, sub_id, data.get("id"))
         else:
-            self._subscribe(channel, sub_id, bool(data.get("batched", False)))
+            self._subscribe(channel, sub_id, _js_truthy(data.get("batched", False)))
+
+    def handle_safely(self, text: str) -> None:
+        """:meth:`handle`, with any unexpected failure logged and answered, never raised."""
+        try:
+            self.handle(text)
+        except Exception:
+            log.exception("ws %s: failed to handle a client message", self.id)
+            self.error("Internal error, could not process message")
 
     def _subscribe(self, channel: str, sub_id: str | None, batched: bool) -> None:
         key = (channel, sub_id)
@@ -579,9 +617,9 @@ class WsHub:
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    conn.handle(msg.data)
+                    conn.handle_safely(msg.data)
                 elif msg.type == WSMsgType.BINARY:
-                    conn.handle(msg.data.decode("utf-8", "replace"))
+                    conn.handle_safely(msg.data.decode("utf-8", "replace"))
                 elif msg.type == WSMsgType.PING:
                     await ws.pong(msg.data)
                 elif msg.type == WSMsgType.PONG:
