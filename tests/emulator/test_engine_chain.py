@@ -439,6 +439,31 @@ def test_price_time_priority(chain: Chain) -> None:
     assert better.key in {o.key for o in chain.engine.open_orders(SubaccountRef("carol", 0))}
 
 
+def test_replacement_rules_apply_only_to_a_resting_order(chain: Chain) -> None:
+    e = chain.engine
+    h = e.height
+    # Cancelled: a later GTB than the cancel's is a fresh placement, side and TIF may differ.
+    first = chain.place("alice", "BUY", STEP, PRICE - 5 * TICK, gtb=h + 5, client_id=1)
+    e.cancel_order(first.key, good_til_block=h + 6)
+    expect(7, e.place_order, chain.order("alice", "SELL", STEP, PRICE + 5 * TICK, gtb=h + 6, client_id=1))
+    again = chain.order("alice", "SELL", STEP, PRICE + 5 * TICK, gtb=h + 7, client_id=1, tif="POST_ONLY")
+    e.place_order(again)
+    assert e.book(BTC)[1] == [(PRICE + 5 * TICK, STEP)]
+    # IOC remainder removed after a partial fill: not resting, so a GTT BUY with the id is accepted
+    # for the unfilled rest, while a size within the fills is still 24.
+    chain.place("bob", "SELL", STEP, PRICE, client_id=2)
+    chain.place("alice", "BUY", 3 * STEP, PRICE, gtb=h + 5, client_id=3, tif="IOC", reduce_only=False)
+    assert e.filled_amount(OrderKey("alice", 0, 3, BTC, 0)) == STEP
+    expect(24, e.place_order, chain.order("alice", "BUY", STEP, PRICE - TICK, gtb=h + 4, client_id=3))
+    e.place_order(chain.order("alice", "BUY", 2 * STEP, PRICE - TICK, gtb=h + 4, client_id=3))
+    assert e.book(BTC)[0] == [(PRICE - TICK, STEP)]
+    # Self-trade removed the maker: its id may come back on the other side.
+    maker = chain.place("carol", "SELL", STEP, PRICE + TICK, gtb=h + 5, client_id=4)
+    chain.place("carol", "BUY", STEP, PRICE + TICK, gtb=h + 5, client_id=5, tif="IOC")
+    assert chain.removed(maker.key)
+    e.place_order(chain.order("carol", "BUY", STEP, PRICE - 2 * TICK, gtb=h + 5, client_id=4))
+
+
 def test_ioc_remainder_is_removed(chain: Chain) -> None:
     chain.place("alice", "SELL", STEP, PRICE)
     taker = chain.place("bob", "BUY", 3 * STEP, PRICE, tif="IOC")

@@ -689,7 +689,11 @@ class ChainEngine:
         cancel_gtb = self._short_term_cancels.get(key)
         if cancel_gtb is not None and cancel_gtb >= order.good_til_block:
             raise clob_error(7, f"Order: {go_order_id(key)}, Cancellation GoodTilBlock: {cancel_gtb}")
-        existing = self._short_term_last.get(key)
+        # Replacement rules apply only to an order still on the book (a short-term order is in
+        # ``_orders`` exactly while it rests); an id that was cancelled, fully filled or removed is
+        # placed afresh, subject to the cancel (7) and fully-filled (24) checks.
+        resting = self._orders.get(key)
+        existing = resting.order if resting is not None else None
         filled = self._filled.get(key, 0)
         if existing is not None:
             validate_replacement(existing, order)
@@ -709,7 +713,7 @@ class ChainEngine:
                 if _ref(maker.key) != _ref(key):
                     raise clob_error(2003, f"Order {go_order_id(key)} crosses maker {go_order_id(maker.key)}")
 
-        if existing is not None and key in self._orders:
+        if existing is not None:
             # A replacement takes the old order off the book; it keeps the fills of the order id.
             self._books[key.clob_pair_id].remove(key)
             del self._orders[key]
