@@ -464,6 +464,27 @@ def test_replacement_rules_apply_only_to_a_resting_order(chain: Chain) -> None:
     e.place_order(chain.order("carol", "BUY", STEP, PRICE - 2 * TICK, gtb=h + 5, client_id=4))
 
 
+def test_closed_position_keeps_its_opening_cost(chain: Chain) -> None:
+    e = chain.engine
+    chain.place("bob", "SELL", 2 * STEP, PRICE)
+    chain.place("alice", "BUY", 2 * STEP, PRICE, tif="IOC")
+    chain.place("bob", "SELL", STEP, PRICE + 3 * TICK)
+    chain.place("alice", "BUY", STEP, PRICE + 3 * TICK, tif="IOC")
+    chain.place("carol", "BUY", 3 * STEP, PRICE + 9 * TICK)
+    chain.place("alice", "SELL", 3 * STEP, PRICE + 9 * TICK, tif="IOC")
+    e.produce_block()
+    [closed] = [
+        p
+        for u in chain.events
+        if isinstance(u, SubaccountUpdated) and u.subaccount == SubaccountRef("alice", 0)
+        for p in u.closed_positions
+    ]
+    # 0.0002 BTC at 50 000 and 0.0001 at 50 003 USD, in USDC quantums (1e-6).
+    assert closed.open_quote_quantums == 10_000_000 + 5_000_300
+    assert closed.entry_quote_quantums == 0
+    assert closed.sum_open == 3 * STEP
+
+
 def test_ioc_remainder_is_removed(chain: Chain) -> None:
     chain.place("alice", "SELL", STEP, PRICE)
     taker = chain.place("bob", "BUY", 3 * STEP, PRICE, tif="IOC")

@@ -230,3 +230,26 @@ def test_book_log_replay_and_eviction() -> None:
     expected = zlib.crc32(b"100:1|100.5:0.5")
     assert records[-1]["checksum"] == expected
     assert book_checksum([], [], 25) == zlib.crc32(b"|")
+
+
+def test_closed_position_renders_its_average_entry_price() -> None:
+    store, _ = new_store()
+    closed = ev.PositionSnapshot(
+        clob_pair_id=0,
+        quantums=0,
+        entry_quote_quantums=0,
+        realized_pnl=2_700,
+        net_funding=0,
+        sum_open=3_000_000,
+        sum_close=3_000_000,
+        max_size=3_000_000,
+        open_event_id=bytes(12),
+        created_height=1,
+        created_time=T0,
+        closed_height=2,
+        closed_time=T0,
+        exit_quote_quantums=15_002_700,
+        open_quote_quantums=15_000_300,
+    )
+    body = store.render_position(ev.SubaccountRef(OWNER, 0), closed)
+    assert (body["status"], body["entryPrice"], body["exitPrice"]) == ("CLOSED", "50001", "50009")

@@ -120,6 +120,9 @@ class PositionSnapshot:
     closed_height: int | None = None
     closed_time: dt.datetime | None = None
     exit_quote_quantums: int | None = None  # cost of the closing fills, when closed
+    # |cost| of every opening fill, never reduced by closing: the average entry price stays
+    # open_quote_quantums / sum_open after the position closes. None: not provided.
+    open_quote_quantums: int | None = None
 
 
 # --- events ------------------------------------------------------------------------------------

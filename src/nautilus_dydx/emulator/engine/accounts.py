@@ -81,6 +81,7 @@ class Position:
     sum_close: int = 0
     max_size: int = 0
     exit_quote_quantums: int = 0
+    open_quote_quantums: int = 0  # total cost of the opening fills, never reduced by closing
     closed_height: int | None = None
     closed_time: dt.datetime | None = None
 
@@ -100,6 +101,7 @@ class Position:
             closed_height=self.closed_height,
             closed_time=self.closed_time,
             exit_quote_quantums=self.exit_quote_quantums if self.closed_height is not None else None,
+            open_quote_quantums=self.open_quote_quantums,
         )
 
 

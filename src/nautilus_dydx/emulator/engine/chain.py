@@ -1036,6 +1036,7 @@ class ChainEngine:
         if (position.quantums > 0) == (signed > 0):
             position.quantums += signed
             position.entry_quote_quantums += quote
+            position.open_quote_quantums += quote
             position.sum_open += quantity
             position.max_size = max(position.max_size, abs(position.quantums))
             return
@@ -1066,6 +1067,7 @@ class ChainEngine:
             clob_pair_id=clob_pair_id,
             quantums=signed,
             entry_quote_quantums=quote,
+            open_quote_quantums=quote,
             open_event_id=fill_id,
             created_height=self.height + 1,
             created_time=None,

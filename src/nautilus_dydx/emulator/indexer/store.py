@@ -955,6 +955,9 @@ class IndexerStore:
     def _entry_price(self, market: ev.MarketInfo, pos: ev.PositionSnapshot) -> Decimal:
         if pos.quantums:
             return self.usdc(pos.entry_quote_quantums) / abs(self.size(market, pos.quantums))
+        if pos.sum_open and pos.open_quote_quantums is not None:
+            # Closed: the venue keeps the average price of the opening fills.
+            return self.usdc(pos.open_quote_quantums) / self.size(market, pos.sum_open)
         if pos.sum_open:
             return self.usdc(pos.entry_quote_quantums) / self.size(market, pos.sum_open)
         return Decimal(0)
