@@ -253,3 +253,26 @@ def test_closed_position_renders_its_average_entry_price() -> None:
     )
     body = store.render_position(ev.SubaccountRef(OWNER, 0), closed)
     assert (body["status"], body["entryPrice"], body["exitPrice"]) == ("CLOSED", "50001", "50009")
+
+
+def test_oracle_history_is_trimmed_on_write() -> None:
+    store, _ = new_store()
+    for hour in range(1, 100):
+        price = 5_000_000_000 + hour * 100_000
+        store.apply(ev.OraclePriceUpdated(0, 0, price, -5, hour, T0 + dt.timedelta(hours=hour)))
+        store.apply(ev.OraclePriceUpdated(0, 0, price, -5, hour, T0 + dt.timedelta(hours=hour, minutes=1)))
+    prices = store._stats[0].prices
+    assert len(prices) == 25  # the price 24 h ago, then one per (changed) hour since
+    assert prices[0] == (T0 + dt.timedelta(hours=75), Decimal(50_075))
+
+
+def test_emptied_book_level_forgets_its_age() -> None:
+    store, _ = new_store()
+    for client_id in range(1, 51):
+        order = snapshot(client_id, "BUY", 1_000_000, 40_000 + client_id)
+        store.apply(ev.OrderPlaced(order, "BEST_EFFORT_OPENED", 1, T0))
+        store.apply(
+            ev.OrderRemoved(order.key, "BEST_EFFORT_CANCELED", "ORDER_REMOVAL_REASON_USER_CANCELED", 0, 1, T0)
+        )
+    book = store.books[0]
+    assert (book.bids, book.age) == ({}, {})

@@ -367,3 +367,23 @@ async def test_unexpected_handler_failure_is_answered_not_fatal(
     await ws.send_json({"type": "subscribe", "channel": "v4_trades", "id": "BTC-USD"})
     assert (await recv(ws))["type"] == "subscribed"
     await ws.close()
+
+
+async def test_subscribe_attempt_history_is_bounded_to_the_window(
+    emu: Emulator, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from nautilus_dydx.emulator.indexer import ws as ws_module
+
+    clock = [1000.0]
+    # The module's own clock only (the event loop keeps the real one).
+    monkeypatch.setattr(ws_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    ws = await connect(http, emu)
+    conn = next(iter(emu.hub.connections.values()))
+    for n in range(50):
+        await ws.send_json({"type": "subscribe", "channel": "v4_trades", "id": f"NOPE{n}-USD"})
+        assert (await recv(ws))["type"] == "error"
+        clock[0] += 0.3
+    assert len(conn._attempts) <= 5  # only ids attempted within the last second
+    await ws.close()

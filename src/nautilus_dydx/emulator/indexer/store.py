@@ -293,7 +293,14 @@ class IndexerStore:
         self.oracle[e.clob_pair_id] = price
         self.oracle_seen[e.clob_pair_id] = (e.height, e.time)
         stats = self._stats.setdefault(e.clob_pair_id, _Stats24h())
-        stats.prices.append((e.time, price))
+        prices = stats.prices
+        if not prices or prices[-1][1] != price:  # an unchanged price adds nothing to the history
+            prices.append((e.time, price))
+        # Trim on write too, so that the history stays within 24 h whether or not stats are read.
+        # The newest entry at or before the cutoff stays: it is the price 24 h ago.
+        cutoff = e.time - dt.timedelta(hours=24)
+        while len(prices) > 1 and prices[1][0] <= cutoff:
+            prices.popleft()
         market = self.markets.get(e.clob_pair_id)
         if market is not None:
             self._block_oracle[e.clob_pair_id] = {
@@ -433,11 +440,12 @@ class IndexerStore:
         total = side.get(row.subticks, 0) + delta
         if total > 0:
             side[row.subticks] = total
+            self._age += 1
+            book.age[(is_bid, row.subticks)] = self._age
         else:
             side.pop(row.subticks, None)
+            book.age.pop((is_bid, row.subticks), None)
             total = 0
-        self._age += 1
-        book.age[(is_bid, row.subticks)] = self._age
         ticker = row.market.ticker
         if self._wants("v4_orderbook", ticker):
             level = [fmt.dec(self.price(row.market, row.subticks)), fmt.dec(self.size(row.market, total))]

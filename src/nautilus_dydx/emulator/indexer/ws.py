@@ -387,7 +387,12 @@ class WsConnection:
     def _subscribe(self, channel: str, sub_id: str | None, batched: bool) -> None:
         key = (channel, sub_id)
         label = f"{channel}-{sub_id if sub_id is not None else 'undefined'}"
-        if self._rate(self._attempts.setdefault(key, deque()), time.monotonic()) >= 3:
+        now = time.monotonic()
+        # Forget (channel, id) pairs with no attempt in the last second: only the window counts.
+        stale = [k for k, times in self._attempts.items() if now - times[-1] > 1.0]
+        for k in stale:
+            del self._attempts[k]
+        if self._rate(self._attempts.setdefault(key, deque()), now) >= 3:
             self.error(
                 f"Too many subscribe attempts for channel {label}. Please  reconnect and try again.",
                 channel,
