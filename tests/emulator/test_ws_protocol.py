@@ -387,3 +387,27 @@ async def test_subscribe_attempt_history_is_bounded_to_the_window(
         clock[0] += 0.3
     assert len(conn._attempts) <= 5  # only ids attempted within the last second
     await ws.close()
+
+
+@pytest.mark.parametrize("error", [ConnectionResetError("reset"), RuntimeError("closing")])
+async def test_writer_and_pinger_end_cleanly_when_the_peer_is_gone(
+    http: aiohttp.ClientSession, error: Exception
+) -> None:
+    async with Emulator(block_time=3600, synthetic=False, ws_ping_interval=0.05) as emu:
+        ws = await connect(http, emu)
+        conn = next(iter(emu.hub.connections.values()))
+
+        async def fail(*args: Any, **kwargs: Any) -> None:
+            raise error
+
+        conn.ws.send_str = fail  # type: ignore[method-assign]
+        conn.ws.ping = fail  # type: ignore[method-assign]
+        conn.send({"type": "probe"})
+        for _ in range(100):
+            if all(task.done() for task in conn.tasks):
+                break
+            await asyncio.sleep(0.01)
+        assert all(task.done() for task in conn.tasks)
+        assert all(task.cancelled() or task.exception() is None for task in conn.tasks)
+        assert conn.id not in emu.hub.connections
+        await ws.close()

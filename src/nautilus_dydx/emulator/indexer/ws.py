@@ -457,7 +457,17 @@ class WsConnection:
 
     # --- tasks --------------------------------------------------------------------------------
 
+    def _peer_gone(self, task: str, exc: BaseException) -> None:
+        log.debug("ws %s: %s stopped, peer gone (%r)", self.id, task, exc)
+        self.hub._forget(self)
+
     async def writer(self) -> None:
+        try:
+            await self._write_loop()
+        except (ConnectionError, RuntimeError) as exc:  # the socket closed under us
+            self._peer_gone("writer", exc)
+
+    async def _write_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             await self.wake.wait()
@@ -470,6 +480,12 @@ class WsConnection:
                 await self.ws.send_str(self.outbox.popleft())
 
     async def pinger(self, interval: float, pong_wait: float) -> None:
+        try:
+            await self._ping_loop(interval, pong_wait)
+        except (ConnectionError, RuntimeError) as exc:  # the socket closed under us
+            self._peer_gone("pinger", exc)
+
+    async def _ping_loop(self, interval: float, pong_wait: float) -> None:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval)
