@@ -52,6 +52,7 @@ class EmulatorConfig:
     batch_interval: float = 0.25
     short_block_window: int = 40
     checksum_history: int = CHECKSUM_HISTORY
+    flow_interval: float = 0.1
 
 
 class Emulator:
@@ -75,6 +76,9 @@ class Emulator:
         short_block_window: ShortBlockWindow of the engine.
         checksum_history: book messages per (connection, ticker) whose checksum the control API
             keeps for verification (16 bytes each; the oldest are forgotten).
+        flow_interval: seconds between the synthetic makers' between-blocks re-quotes
+            (``SyntheticMarket.flow``: short-term orders stream off-chain, so the book moves between
+            blocks as on the real venue); 0 disables. Skipped while the market or blocks are paused.
     """
 
     def __init__(
@@ -95,9 +99,12 @@ class Emulator:
         batch_interval: float = 0.25,
         short_block_window: int = 40,
         checksum_history: int = CHECKSUM_HISTORY,
+        flow_interval: float = 0.1,
     ) -> None:
         if block_time <= 0:
             raise ValueError("block_time must be positive")
+        if flow_interval < 0:
+            raise ValueError("flow_interval must be >= 0")
         self.config = EmulatorConfig(
             host=host,
             port=port,
@@ -114,6 +121,7 @@ class Emulator:
             batch_interval=batch_interval,
             short_block_window=short_block_window,
             checksum_history=checksum_history,
+            flow_interval=flow_interval,
         )
         self.engine = ChainEngine(
             markets=list(markets) if markets is not None else None,
@@ -143,6 +151,7 @@ class Emulator:
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._block_task: asyncio.Task[None] | None = None
+        self._flow_task: asyncio.Task[None] | None = None
 
     @classmethod
     def from_config(cls, config: EmulatorConfig) -> Emulator:
@@ -207,6 +216,8 @@ class Emulator:
         self.grpc_target = self.validator.target
         self.hub.start()
         self._block_task = asyncio.get_running_loop().create_task(self._block_loop())
+        if self.synthetic is not None and self.config.flow_interval > 0:
+            self._flow_task = asyncio.get_running_loop().create_task(self._flow_loop())
         log.info("emulator up: %s (ws %s, grpc %s)", self.indexer_url, self.ws_url, self.grpc_target)
 
     def produce_block(self) -> int:
@@ -231,8 +242,25 @@ class Emulator:
             if loop.time() - next_at > self.config.block_time * 10:
                 next_at = loop.time()  # far behind (debugger, suspended host): do not burst
 
+    async def _flow_loop(self) -> None:
+        """Between blocks, let the makers re-quote a few slots every ``flow_interval`` seconds."""
+        interval = self.config.flow_interval
+        while True:
+            await asyncio.sleep(interval)
+            if self.synthetic is None or self.paused or self.blocks_paused:
+                continue
+            try:
+                self.synthetic.flow()
+            except Exception:
+                log.exception("synthetic flow failed at height %d", self.engine.height)
+
     async def stop(self) -> None:
         """Stop producing blocks, close sockets with 1012 and release the port."""
+        if self._flow_task is not None:
+            self._flow_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flow_task
+            self._flow_task = None
         if self._block_task is not None:
             self._block_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -36,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--block-time", type=float, default=0.5, help="seconds per block (default 0.5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the oracle walk and synthetic traders")
     parser.add_argument("--markets", default=None, help="comma-separated tickers, e.g. BTC-USD,ETH-USD")
+    parser.add_argument(
+        "--flow-interval",
+        type=float,
+        default=0.1,
+        help="seconds between the synthetic makers' between-blocks re-quotes (default 0.1; 0 disables)",
+    )
     parser.add_argument("--no-synthetic", action="store_true", help="do not run synthetic traders")
     parser.add_argument("--no-rate-limit", action="store_true", help="disable the REST rate limit")
     parser.add_argument(
@@ -71,6 +77,7 @@ async def _serve(args: argparse.Namespace) -> None:
         synthetic=not args.no_synthetic,
         rate_limit=None if args.no_rate_limit else (100, 10.0),
         checksum_history=args.checksum_history,
+        flow_interval=args.flow_interval,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
