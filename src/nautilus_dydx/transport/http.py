@@ -1017,20 +1017,16 @@ class HttpClient:
     ) -> HistoricalPnlResponse:
         """``GET /v4/historical-pnl``: PnL ticks, ``blockHeight`` descending."""
         _check_subaccount(subaccount_number)
-        _check_limit(limit)
         _check_page(page)
-        params: dict[str, QueryValue] = {
-            "address": address,
-            "subaccountNumber": subaccount_number,
-            "limit": limit,
-            "createdBeforeOrAtHeight": created_before_or_at_height,
-            "createdBeforeOrAt": created_before_or_at,
-            "createdOnOrAfterHeight": created_on_or_after_height,
-            "createdOnOrAfter": created_on_or_after,
-            "page": page,
-        }
-        result: HistoricalPnlResponse = await self._get("/v4/historical-pnl", params, HistoricalPnlResponse)
-        return result
+        return await self._historical_pnl(
+            "/v4/historical-pnl",
+            {"address": address, "subaccountNumber": subaccount_number, "page": page},
+            limit,
+            created_before_or_at_height,
+            created_before_or_at,
+            created_on_or_after_height,
+            created_on_or_after,
+        )
 
     async def get_parent_historical_pnl(
         self,
@@ -1045,19 +1041,36 @@ class HttpClient:
     ) -> HistoricalPnlResponse:
         """``GET /v4/historical-pnl/parentSubaccountNumber``: children's ticks summed per hour (no paging)."""
         _check_parent(parent_subaccount_number)
+        return await self._historical_pnl(
+            "/v4/historical-pnl/parentSubaccountNumber",
+            {"address": address, "parentSubaccountNumber": parent_subaccount_number},
+            limit,
+            created_before_or_at_height,
+            created_before_or_at,
+            created_on_or_after_height,
+            created_on_or_after,
+        )
+
+    async def _historical_pnl(
+        self,
+        path: str,
+        owner: dict[str, QueryValue],
+        limit: int | None,
+        created_before_or_at_height: int | None,
+        created_before_or_at: datetime | None,
+        created_on_or_after_height: int | None,
+        created_on_or_after: datetime | None,
+    ) -> HistoricalPnlResponse:
         _check_limit(limit)
         params: dict[str, QueryValue] = {
-            "address": address,
-            "parentSubaccountNumber": parent_subaccount_number,
+            **owner,
             "limit": limit,
             "createdBeforeOrAtHeight": created_before_or_at_height,
             "createdBeforeOrAt": created_before_or_at,
             "createdOnOrAfterHeight": created_on_or_after_height,
             "createdOnOrAfter": created_on_or_after,
         }
-        result: HistoricalPnlResponse = await self._get(
-            "/v4/historical-pnl/parentSubaccountNumber", params, HistoricalPnlResponse
-        )
+        result: HistoricalPnlResponse = await self._get(path, params, HistoricalPnlResponse)
         return result
 
     # -- compliance --------------------------------------------------------------------------------
