@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nautilus_dydx.core.errors import ConfigError
-from nautilus_dydx.core.ratelimit import SlidingWindowLimit, TokenBucket
+from nautilus_dydx.core.ratelimit import SlidingWindowLimit
 from nautilus_dydx.transport.ratelimit import AsyncRateLimiter, RateLimiterRegistry
 
 
@@ -111,49 +111,6 @@ def test_sliding_window_never_exceeds_and_waits_exactly(
             pytest.fail(f"no grant after sleeping the promised waits at {now}")
         grants.append((now, cost))
     assert _max_in_any_window(grants, period) <= limit
-
-
-# --------------------------------------------------------------------------------------------------
-# TokenBucket
-
-
-def test_token_bucket_math() -> None:
-    b = TokenBucket(10, 5.0, now=0.0)
-    assert b.rate == 2.0
-    assert all(b.try_take(0.0) == 0.0 for _ in range(10))
-    assert b.try_take(0.0) == 0.5  # one token every 0.5 s
-    assert b.try_take(0.25) == 0.25
-    assert b.try_take(0.5) == 0.0
-    assert b.try_take(100.0, cost=10) == 0.0  # refill never exceeds capacity
-    assert b.try_take(100.0) == 0.5
-    with pytest.raises(ConfigError, match="exceeds capacity"):
-        b.try_take(100.0, cost=11)
-    with pytest.raises(ConfigError):
-        TokenBucket(0, 1.0)
-
-
-def test_token_bucket_drain_holds_empty() -> None:
-    b = TokenBucket(10, 10.0, now=0.0)
-    b.drain(0.0, 3.0)
-    assert b.try_take(0.0) == pytest.approx(4.0)  # 3 s held empty, then 1 s for one token
-    assert b.try_take(4.0) == 0.0
-
-
-def test_token_bucket_bursts_twice_its_capacity_in_one_period() -> None:
-    # Documented behaviour, and the reason the async limiter uses the sliding window instead.
-    b = TokenBucket(100, 10.0, now=0.0)
-    granted = 0
-    now = 0.0
-    for _ in range(10_000):  # bounded: a livelock must fail the test, not hang it
-        if now >= 10.0:
-            break
-        wait = b.try_take(now)
-        if wait:
-            now += wait
-        else:
-            granted += 1
-    assert now >= 10.0
-    assert granted >= 199
 
 
 # --------------------------------------------------------------------------------------------------
@@ -258,25 +215,3 @@ async def test_registry_shares_one_limiter_per_base_url() -> None:
 def test_registry_validates_its_quota() -> None:
     with pytest.raises(ConfigError):
         RateLimiterRegistry(0, 10.0)
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    capacity=st.integers(1, 200),
-    period=st.floats(0.01, 100.0),
-    start=st.floats(0.0, 1e7),
-    requests=st.integers(1, 300),
-)
-def test_token_bucket_sleeping_the_returned_wait_always_succeeds(
-    capacity: int, period: float, start: float, requests: int
-) -> None:
-    b = TokenBucket(capacity, period, now=start)
-    now = start
-    for _ in range(requests):
-        for _attempt in range(3):
-            wait = b.try_take(now)
-            if wait == 0.0:
-                break
-            now += wait
-        else:
-            pytest.fail(f"no grant after sleeping the promised waits at {now}")
