@@ -875,28 +875,22 @@ class SyncHttpClient(SyncFacade[HttpClient]):
         runner: LoopRunner | None = None,
         call_timeout: float | None = None,
     ) -> None:
-        if isinstance(target, DydxConfig):
-            base_url = target.indexer_http_url
-            timeout = target.request_timeout if timeout is None else timeout
-            retry = target.retry if retry is None else retry
-            limit = target.rest_rate_limit
-            if ssl is None:
-                ssl = target.ssl_context if target.ssl_context is not None else target.verify_tls
-        else:
-            base_url, limit = target, None
-        request_timeout = 10.0 if timeout is None else timeout
-        tls = True if ssl is None else ssl
-
         def build() -> HttpClient:
-            limiter = rate_limiter
-            if limiter is None and limit is not None:
-                limiter = AsyncRateLimiter(limit[0], limit[1])
+            if isinstance(target, DydxConfig):
+                return HttpClient.from_config(
+                    target,
+                    timeout=timeout,
+                    retry=retry,
+                    rate_limiter=rate_limiter,
+                    ssl=ssl,
+                    user_agent=user_agent,
+                )
             return HttpClient(
-                base_url,
-                timeout=request_timeout,
+                target,
+                timeout=10.0 if timeout is None else timeout,
                 retry=retry,
-                rate_limiter=limiter,
-                ssl=tls,
+                rate_limiter=rate_limiter,
+                ssl=True if ssl is None else ssl,
                 user_agent=user_agent,
             )
 
@@ -1015,26 +1009,24 @@ class SyncWsClient(SyncFacade[WsClient]):
         call_timeout: float | None = None,
         buffer: int = 10_000,
     ) -> None:
-        if isinstance(target, DydxConfig):
-            url = target.indexer_ws_url
-            watchdog = target.ws_heartbeat_timeout if watchdog_timeout is None else watchdog_timeout
-            connect = target.connect_timeout if connect_timeout is None else connect_timeout
-            if ssl is None:
-                ssl = target.ssl_context if target.ssl_context is not None else target.verify_tls
-        else:
-            url = target
-            watchdog = 45.0 if watchdog_timeout is None else watchdog_timeout
-            connect = 10.0 if connect_timeout is None else connect_timeout
-        tls = True if ssl is None else ssl
-
         def build() -> WsClient:
+            if isinstance(target, DydxConfig):
+                return WsClient.from_config(
+                    target,
+                    reconnect=reconnect,
+                    watchdog_timeout=watchdog_timeout,
+                    connect_timeout=connect_timeout,
+                    batched=batched,
+                    ssl=ssl,
+                    max_connections=max_connections,
+                )
             return WsClient(
-                url,
+                target,
                 reconnect=reconnect,
-                watchdog_timeout=watchdog,
-                connect_timeout=connect,
+                watchdog_timeout=45.0 if watchdog_timeout is None else watchdog_timeout,
+                connect_timeout=10.0 if connect_timeout is None else connect_timeout,
                 batched=batched,
-                ssl=tls,
+                ssl=True if ssl is None else ssl,
                 max_connections=max_connections,
             )
 

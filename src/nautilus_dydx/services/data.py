@@ -361,18 +361,8 @@ class DataClient:
     @classmethod
     def from_config(cls, config: DydxConfig, **kwargs: object) -> DataClient:
         """A client with its own HttpClient and WsClient built from ``config`` (closed with it)."""
-        http = HttpClient(
-            config.indexer_http_url,
-            timeout=config.request_timeout,
-            retry=config.retry,
-            ssl=config.http_ssl,
-        )
-        ws = WsClient(
-            config.indexer_ws_url,
-            watchdog_timeout=config.ws_heartbeat_timeout,
-            connect_timeout=config.connect_timeout,
-            ssl=config.http_ssl,
-        )
+        http = HttpClient.from_config(config)
+        ws = WsClient.from_config(config)
         return cls(http, ws, owns_transports=True, **kwargs)  # type: ignore[arg-type]
 
     # -- lifecycle ---------------------------------------------------------------------------------

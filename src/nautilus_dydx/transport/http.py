@@ -27,6 +27,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 from yarl import URL
 
+from nautilus_dydx.core.config import DydxConfig
 from nautilus_dydx.core.errors import (
     BadRequestError,
     ConfigError,
@@ -455,6 +456,33 @@ class HttpClient:
         self._generation = 0
 
     # -- lifecycle ---------------------------------------------------------------------------------
+
+    @classmethod
+    def from_config(
+        cls,
+        config: DydxConfig,
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limiter: AsyncRateLimiter | None = None,
+        ssl: ssl_module.SSLContext | bool | None = None,
+        user_agent: str = DEFAULT_USER_AGENT,
+    ) -> HttpClient:
+        """A client for ``config``'s indexer with its timeout, retry policy, rate limit and TLS choice.
+
+        Keyword arguments override the config. ``rate_limiter`` defaults to a new limiter of
+        ``config.rest_rate_limit``; pass one from a shared :class:`RateLimiterRegistry` to share
+        the quota between clients.
+        """
+        requests, period = config.rest_rate_limit
+        return cls(
+            config.indexer_http_url,
+            timeout=config.request_timeout if timeout is None else timeout,
+            retry=config.retry if retry is None else retry,
+            rate_limiter=rate_limiter if rate_limiter is not None else AsyncRateLimiter(requests, period),
+            ssl=config.http_ssl if ssl is None else ssl,
+            user_agent=user_agent,
+        )
 
     @property
     def base_url(self) -> str:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import msgspec
 
+from nautilus_dydx.core.config import DydxConfig
 from nautilus_dydx.core.errors import (
     ConfigError,
     ConnectError,
@@ -203,6 +204,29 @@ class WsClient:
         self._watchdog: asyncio.Task[None] | None = None
         self._connect_lock = asyncio.Lock()
         self.stats = WsStats()
+
+    @classmethod
+    def from_config(
+        cls,
+        config: DydxConfig,
+        *,
+        reconnect: ExponentialBackoff | None = None,
+        watchdog_timeout: float | None = None,
+        connect_timeout: float | None = None,
+        batched: bool = False,
+        ssl: ssl_module.SSLContext | bool | None = None,
+        max_connections: int = 8,
+    ) -> WsClient:
+        """A client for ``config``'s indexer socket with its timeouts and TLS choice; keywords override."""
+        return cls(
+            config.indexer_ws_url,
+            reconnect=reconnect,
+            watchdog_timeout=config.ws_heartbeat_timeout if watchdog_timeout is None else watchdog_timeout,
+            connect_timeout=config.connect_timeout if connect_timeout is None else connect_timeout,
+            batched=batched,
+            ssl=config.http_ssl if ssl is None else ssl,
+            max_connections=max_connections,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
