@@ -236,60 +236,46 @@ class BlockHeightUpdateContents(Struct, rename="camel", gc=False):
 # ---------------------------------------------------------------------------------------------
 
 
-class PerpetualMarket(Struct, rename="camel", gc=False):
+class _MarketFields(Struct, rename="camel", gc=False):
+    # The venue's perpetual-market fields, shared by the snapshot's market and the trading update
+    # (a partial market), so a field the venue adds is declared once for both. All optional here;
+    # PerpetualMarket makes ``ticker`` required (a redeclared field keeps its place, first).
+
+    ticker: str | None = None
+    clob_pair_id: int | None = None
+    status: str | None = None
+    oracle_price: Decimal | None = None
+    price_change_24h: Decimal | None = field(default=None, name="priceChange24H")
+    volume_24h: Decimal | None = field(default=None, name="volume24H")
+    trades_24h: int | None = field(default=None, name="trades24H")
+    next_funding_rate: Decimal | None = None
+    initial_margin_fraction: Decimal | None = None
+    maintenance_margin_fraction: Decimal | None = None
+    open_interest: Decimal | None = None
+    atomic_resolution: int | None = None
+    quantum_conversion_exponent: int | None = None
+    tick_size: Decimal | None = None
+    step_size: Decimal | None = None
+    step_base_quantums: int | None = None
+    subticks_per_tick: int | None = None
+    market_type: str | None = None
+    open_interest_lower_cap: Decimal | None = None
+    open_interest_upper_cap: Decimal | None = None
+    base_open_interest: Decimal | None = None
+    default_funding_rate_1h: Decimal | None = field(default=None, name="defaultFundingRate1H")
+
+
+class PerpetualMarket(_MarketFields, rename="camel", gc=False):
     """A perpetual market as in ``/v4/perpetualMarkets`` (the ``v4_markets`` snapshot)."""
 
     ticker: str
-    clob_pair_id: int | None = None
-    status: str | None = None
-    oracle_price: Decimal | None = None
-    price_change_24h: Decimal | None = field(default=None, name="priceChange24H")
-    volume_24h: Decimal | None = field(default=None, name="volume24H")
-    trades_24h: int | None = field(default=None, name="trades24H")
-    next_funding_rate: Decimal | None = None
-    initial_margin_fraction: Decimal | None = None
-    maintenance_margin_fraction: Decimal | None = None
-    open_interest: Decimal | None = None
-    atomic_resolution: int | None = None
-    quantum_conversion_exponent: int | None = None
-    tick_size: Decimal | None = None
-    step_size: Decimal | None = None
-    step_base_quantums: int | None = None
-    subticks_per_tick: int | None = None
-    market_type: str | None = None
-    open_interest_lower_cap: Decimal | None = None
-    open_interest_upper_cap: Decimal | None = None
-    base_open_interest: Decimal | None = None
-    default_funding_rate_1h: Decimal | None = field(default=None, name="defaultFundingRate1H")
 
 
-class MarketTradingUpdate(Struct, rename="camel", gc=False):
+class MarketTradingUpdate(_MarketFields, rename="camel", gc=False):
     """The partial market fields of a ``trading`` update; absent fields did not change."""
 
     id: str | None = None
-    ticker: str | None = None
     market_id: int | None = None
-    clob_pair_id: int | None = None
-    status: str | None = None
-    oracle_price: Decimal | None = None
-    price_change_24h: Decimal | None = field(default=None, name="priceChange24H")
-    volume_24h: Decimal | None = field(default=None, name="volume24H")
-    trades_24h: int | None = field(default=None, name="trades24H")
-    next_funding_rate: Decimal | None = None
-    initial_margin_fraction: Decimal | None = None
-    maintenance_margin_fraction: Decimal | None = None
-    open_interest: Decimal | None = None
-    atomic_resolution: int | None = None
-    quantum_conversion_exponent: int | None = None
-    tick_size: Decimal | None = None
-    step_size: Decimal | None = None
-    step_base_quantums: int | None = None
-    subticks_per_tick: int | None = None
-    market_type: str | None = None
-    open_interest_lower_cap: Decimal | None = None
-    open_interest_upper_cap: Decimal | None = None
-    base_open_interest: Decimal | None = None
-    default_funding_rate_1h: Decimal | None = field(default=None, name="defaultFundingRate1H")
 
 
 class OraclePrice(Struct, rename="camel", gc=False):
