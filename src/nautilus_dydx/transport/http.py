@@ -538,19 +538,19 @@ class HttpClient:
 
     # -- the request path --------------------------------------------------------------------------
 
-    async def _get(self, path: str, params: Mapping[str, QueryValue], tp: Any) -> Any:
+    async def _get(self, path: str, params: Mapping[str, QueryValue], tp: type[T]) -> T:
         query = render_query(params)
         text = f"{self._base}{path}?{query}" if query else f"{self._base}{path}"
         what = f"GET {path}"
         with _map_exceptions(what):
             url = URL(text, encoded=True)
-        decoder = DECODERS[tp]
+        decoder: msgspec.json.Decoder[T] = DECODERS[tp]
         generation = self._generation
 
         def closed_error() -> TransportError:
             return TransportError(f"{what}: the client was closed while the request was running")
 
-        async def attempt() -> Any:
+        async def attempt() -> T:
             if self._generation != generation:
                 raise closed_error()
             await self._limiter.acquire()
@@ -589,29 +589,25 @@ class HttpClient:
 
     async def get_time(self) -> TimeResponse:
         """``GET /v4/time``: the indexer's clock."""
-        result: TimeResponse = await self._get("/v4/time", {}, TimeResponse)
-        return result
+        return await self._get("/v4/time", {}, TimeResponse)
 
     async def get_height(self) -> HeightResponse:
         """``GET /v4/height``: the latest block the indexer processed."""
-        result: HeightResponse = await self._get("/v4/height", {}, HeightResponse)
-        return result
+        return await self._get("/v4/height", {}, HeightResponse)
 
     async def get_perpetual_markets(
         self, ticker: str | None = None, *, limit: int | None = None
     ) -> PerpetualMarketsResponse:
         """``GET /v4/perpetualMarkets``: all markets, or the one named by ``ticker``."""
         _check_limit(limit)
-        result: PerpetualMarketsResponse = await self._get(
+        return await self._get(
             "/v4/perpetualMarkets", {"ticker": ticker, "limit": limit}, PerpetualMarketsResponse
         )
-        return result
 
     async def get_orderbook(self, ticker: str) -> OrderBookResponse:
         """``GET /v4/orderbooks/perpetualMarket/{ticker}``: up to 100 levels a side."""
         path = f"/v4/orderbooks/perpetualMarket/{_segment('ticker', ticker)}"
-        result: OrderBookResponse = await self._get(path, {}, OrderBookResponse)
-        return result
+        return await self._get(path, {}, OrderBookResponse)
 
     async def get_trades(
         self,
@@ -635,8 +631,7 @@ class HttpClient:
             "createdBeforeOrAt": created_before_or_at,
             "page": page,
         }
-        result: TradesResponse = await self._get(path, params, TradesResponse)
-        return result
+        return await self._get(path, params, TradesResponse)
 
     async def get_candles(
         self,
@@ -656,8 +651,7 @@ class HttpClient:
             "fromISO": from_iso,
             "toISO": to_iso,
         }
-        result: CandlesResponse = await self._get(path, params, CandlesResponse)
-        return result
+        return await self._get(path, params, CandlesResponse)
 
     async def get_historical_funding(
         self,
@@ -675,39 +669,32 @@ class HttpClient:
             "effectiveBeforeOrAtHeight": effective_before_or_at_height,
             "effectiveBeforeOrAt": effective_before_or_at,
         }
-        result: HistoricalFundingResponse = await self._get(path, params, HistoricalFundingResponse)
-        return result
+        return await self._get(path, params, HistoricalFundingResponse)
 
     async def get_sparklines(
         self, time_period: SparklineTimePeriod | str = SparklineTimePeriod.ONE_DAY
     ) -> SparklinesResponse:
         """``GET /v4/sparklines``: close prices per ticker, newest first."""
-        result: SparklinesResponse = await self._get(
-            "/v4/sparklines", {"timePeriod": time_period}, SparklinesResponse
-        )
-        return result
+        return await self._get("/v4/sparklines", {"timePeriod": time_period}, SparklinesResponse)
 
     # -- accounts ----------------------------------------------------------------------------------
 
     async def get_address(self, address: str) -> AddressResponse:
         """``GET /v4/addresses/{address}``: every subaccount of an address."""
         path = f"/v4/addresses/{_segment('address', address)}"
-        result: AddressResponse = await self._get(path, {}, AddressResponse)
-        return result
+        return await self._get(path, {}, AddressResponse)
 
     async def get_subaccount(self, address: str, number: int) -> SubaccountResponse:
         """``GET /v4/addresses/{address}/subaccountNumber/{number}``."""
         _check_subaccount(number)
         path = f"/v4/addresses/{_segment('address', address)}/subaccountNumber/{int(number)}"
-        result: SubaccountResponse = await self._get(path, {}, SubaccountResponse)
-        return result
+        return await self._get(path, {}, SubaccountResponse)
 
     async def get_parent_subaccount(self, address: str, parent_number: int) -> ParentSubaccountResponse:
         """``GET /v4/addresses/{address}/parentSubaccountNumber/{parent_number}``."""
         _check_parent(parent_number)
         path = f"/v4/addresses/{_segment('address', address)}/parentSubaccountNumber/{int(parent_number)}"
-        result: ParentSubaccountResponse = await self._get(path, {}, ParentSubaccountResponse)
-        return result
+        return await self._get(path, {}, ParentSubaccountResponse)
 
     async def get_perpetual_positions(
         self,
@@ -768,15 +755,13 @@ class HttpClient:
             "createdBeforeOrAtHeight": created_before_or_at_height,
             "createdBeforeOrAt": created_before_or_at,
         }
-        result: PerpetualPositionsResponse = await self._get(path, params, PerpetualPositionsResponse)
-        return result
+        return await self._get(path, params, PerpetualPositionsResponse)
 
     async def get_asset_positions(self, address: str, subaccount_number: int) -> AssetPositionsResponse:
         """``GET /v4/assetPositions``: USDC, adjusted by unsettled funding."""
         _check_subaccount(subaccount_number)
         params: dict[str, QueryValue] = {"address": address, "subaccountNumber": subaccount_number}
-        result: AssetPositionsResponse = await self._get("/v4/assetPositions", params, AssetPositionsResponse)
-        return result
+        return await self._get("/v4/assetPositions", params, AssetPositionsResponse)
 
     async def get_parent_asset_positions(
         self, address: str, parent_subaccount_number: int
@@ -787,10 +772,7 @@ class HttpClient:
             "address": address,
             "parentSubaccountNumber": parent_subaccount_number,
         }
-        result: AssetPositionsResponse = await self._get(
-            "/v4/assetPositions/parentSubaccountNumber", params, AssetPositionsResponse
-        )
-        return result
+        return await self._get("/v4/assetPositions/parentSubaccountNumber", params, AssetPositionsResponse)
 
     # -- orders ------------------------------------------------------------------------------------
 
@@ -893,14 +875,12 @@ class HttpClient:
         )
         if has_gtb and has_gtbt:
             raise ConfigError("good-til-block and good-til-block-time filters cannot be combined")
-        result: OrdersResponse = await self._get(path, {**owner, **filters}, OrdersResponse)
-        return result
+        return await self._get(path, {**owner, **filters}, OrdersResponse)
 
     async def get_order(self, order_id: str) -> Order:
         """``GET /v4/orders/{order_id}``: one order by its indexer UUID."""
         path = f"/v4/orders/{_segment('order_id', order_id)}"
-        result: Order = await self._get(path, {}, Order)
-        return result
+        return await self._get(path, {}, Order)
 
     # -- fills, transfers, pnl ---------------------------------------------------------------------
 
@@ -940,8 +920,7 @@ class HttpClient:
             "createdBeforeOrAt": created_before_or_at,
             "page": page,
         }
-        result: FillsResponse = await self._get("/v4/fills", params, FillsResponse)
-        return result
+        return await self._get("/v4/fills", params, FillsResponse)
 
     async def get_parent_fills(
         self,
@@ -965,8 +944,7 @@ class HttpClient:
             "limit": limit,
             "page": page,
         }
-        result: FillsResponse = await self._get("/v4/fills/parentSubaccountNumber", params, FillsResponse)
-        return result
+        return await self._get("/v4/fills/parentSubaccountNumber", params, FillsResponse)
 
     async def get_transfers(
         self,
@@ -1028,8 +1006,7 @@ class HttpClient:
             "createdBeforeOrAt": created_before_or_at,
             "page": page,
         }
-        result: TransfersResponse = await self._get(path, params, TransfersResponse)
-        return result
+        return await self._get(path, params, TransfersResponse)
 
     async def get_historical_pnl(
         self,
@@ -1098,8 +1075,7 @@ class HttpClient:
             "createdOnOrAfterHeight": created_on_or_after_height,
             "createdOnOrAfter": created_on_or_after,
         }
-        result: HistoricalPnlResponse = await self._get(path, params, HistoricalPnlResponse)
-        return result
+        return await self._get(path, params, HistoricalPnlResponse)
 
     # -- compliance --------------------------------------------------------------------------------
 
@@ -1107,14 +1083,12 @@ class HttpClient:
         """``GET /v4/screen?address=...``: the legacy compliance check (``restricted``)."""
         if not address:
             raise ConfigError("address must not be empty")
-        result: ScreenResponse = await self._get("/v4/screen", {"address": address}, ScreenResponse)
-        return result
+        return await self._get("/v4/screen", {"address": address}, ScreenResponse)
 
     async def get_compliance_screen(self, address: str) -> ComplianceScreenResponse:
         """``GET /v4/compliance/screen/{address}``: compliance status (``COMPLIANT``, ``BLOCKED``, ...)."""
         path = f"/v4/compliance/screen/{_segment('address', address)}"
-        result: ComplianceScreenResponse = await self._get(path, {}, ComplianceScreenResponse)
-        return result
+        return await self._get(path, {}, ComplianceScreenResponse)
 
     # -- iterators ---------------------------------------------------------------------------------
 
