@@ -199,6 +199,20 @@ def _check_parent(number: int) -> None:
         )
 
 
+# The account routes come in twins: ``/v4/X`` names one subaccount, ``/v4/X/parentSubaccountNumber``
+# a parent and all its children. These give each twin its owner keys, the number checked first.
+
+
+def _subaccount_query(address: str, number: int) -> dict[str, QueryValue]:
+    _check_subaccount(number)
+    return {"address": address, "subaccountNumber": number}
+
+
+def _parent_query(address: str, number: int) -> dict[str, QueryValue]:
+    _check_parent(number)
+    return {"address": address, "parentSubaccountNumber": number}
+
+
 # --------------------------------------------------------------------------------------------------
 # Errors
 
@@ -707,10 +721,9 @@ class HttpClient:
         created_before_or_at: datetime | None = None,
     ) -> PerpetualPositionsResponse:
         """``GET /v4/perpetualPositions``: most recently opened first; ``status`` filters (OPEN, ...)."""
-        _check_subaccount(subaccount_number)
         return await self._positions(
             "/v4/perpetualPositions",
-            {"address": address, "subaccountNumber": subaccount_number},
+            _subaccount_query(address, subaccount_number),
             status,
             limit,
             created_before_or_at_height,
@@ -728,10 +741,9 @@ class HttpClient:
         created_before_or_at: datetime | None = None,
     ) -> PerpetualPositionsResponse:
         """``GET /v4/perpetualPositions/parentSubaccountNumber``: positions of all the children."""
-        _check_parent(parent_subaccount_number)
         return await self._positions(
             "/v4/perpetualPositions/parentSubaccountNumber",
-            {"address": address, "parentSubaccountNumber": parent_subaccount_number},
+            _parent_query(address, parent_subaccount_number),
             status,
             limit,
             created_before_or_at_height,
@@ -759,19 +771,14 @@ class HttpClient:
 
     async def get_asset_positions(self, address: str, subaccount_number: int) -> AssetPositionsResponse:
         """``GET /v4/assetPositions``: USDC, adjusted by unsettled funding."""
-        _check_subaccount(subaccount_number)
-        params: dict[str, QueryValue] = {"address": address, "subaccountNumber": subaccount_number}
+        params = _subaccount_query(address, subaccount_number)
         return await self._get("/v4/assetPositions", params, AssetPositionsResponse)
 
     async def get_parent_asset_positions(
         self, address: str, parent_subaccount_number: int
     ) -> AssetPositionsResponse:
         """``GET /v4/assetPositions/parentSubaccountNumber``."""
-        _check_parent(parent_subaccount_number)
-        params: dict[str, QueryValue] = {
-            "address": address,
-            "parentSubaccountNumber": parent_subaccount_number,
-        }
+        params = _parent_query(address, parent_subaccount_number)
         return await self._get("/v4/assetPositions/parentSubaccountNumber", params, AssetPositionsResponse)
 
     # -- orders ------------------------------------------------------------------------------------
@@ -800,10 +807,9 @@ class HttpClient:
         absent; any value, ``True`` included, sorts ascending (an indexer quirk). Filters on
         good-til-block and good-til-block-time cannot be combined.
         """
-        _check_subaccount(subaccount_number)
         return await self._orders(
             "/v4/orders",
-            {"address": address, "subaccountNumber": subaccount_number},
+            _subaccount_query(address, subaccount_number),
             {
                 "limit": limit,
                 "ticker": ticker,
@@ -840,10 +846,9 @@ class HttpClient:
         return_latest_orders: bool | None = None,
     ) -> OrdersResponse:
         """``GET /v4/orders/parentSubaccountNumber``: the orders of every child; filters as :meth:`get_orders`."""
-        _check_parent(parent_subaccount_number)
         return await self._orders(
             "/v4/orders/parentSubaccountNumber",
-            {"address": address, "parentSubaccountNumber": parent_subaccount_number},
+            _parent_query(address, parent_subaccount_number),
             {
                 "limit": limit,
                 "ticker": ticker,
@@ -903,14 +908,13 @@ class HttpClient:
         ``market`` needs ``market_type`` (``"PERPETUAL"``); when only ``market`` is given the type
         defaults to ``PERPETUAL``. Newest first without ``page``, oldest first with it.
         """
-        _check_subaccount(subaccount_number)
+        owner = _subaccount_query(address, subaccount_number)
         _check_limit(limit)
         _check_page(page)
         if market_type is not None and market is None:
             raise ConfigError("market_type needs market")
         params: dict[str, QueryValue] = {
-            "address": address,
-            "subaccountNumber": subaccount_number,
+            **owner,
             "market": market,
             "marketType": market_type if market_type is not None or market is None else "PERPETUAL",
             "includeTypes": include_types,
@@ -933,12 +937,11 @@ class HttpClient:
         page: int | None = None,
     ) -> FillsResponse:
         """``GET /v4/fills/parentSubaccountNumber``: the fills of every child."""
-        _check_parent(parent_subaccount_number)
+        owner = _parent_query(address, parent_subaccount_number)
         _check_limit(limit)
         _check_page(page)
         params: dict[str, QueryValue] = {
-            "address": address,
-            "parentSubaccountNumber": parent_subaccount_number,
+            **owner,
             "includeTypes": include_types,
             "excludeTypes": exclude_types,
             "limit": limit,
@@ -957,10 +960,9 @@ class HttpClient:
         page: int | None = None,
     ) -> TransfersResponse:
         """``GET /v4/transfers``: transfers, deposits and withdrawals of the subaccount."""
-        _check_subaccount(subaccount_number)
         return await self._transfers(
             "/v4/transfers",
-            {"address": address, "subaccountNumber": subaccount_number},
+            _subaccount_query(address, subaccount_number),
             limit,
             created_before_or_at_height,
             created_before_or_at,
@@ -978,10 +980,9 @@ class HttpClient:
         page: int | None = None,
     ) -> TransfersResponse:
         """``GET /v4/transfers/parentSubaccountNumber``: transfers between children are left out."""
-        _check_parent(parent_subaccount_number)
         return await self._transfers(
             "/v4/transfers/parentSubaccountNumber",
-            {"address": address, "parentSubaccountNumber": parent_subaccount_number},
+            _parent_query(address, parent_subaccount_number),
             limit,
             created_before_or_at_height,
             created_before_or_at,
@@ -1021,11 +1022,11 @@ class HttpClient:
         page: int | None = None,
     ) -> HistoricalPnlResponse:
         """``GET /v4/historical-pnl``: PnL ticks, ``blockHeight`` descending."""
-        _check_subaccount(subaccount_number)
+        owner = _subaccount_query(address, subaccount_number)
         _check_page(page)
         return await self._historical_pnl(
             "/v4/historical-pnl",
-            {"address": address, "subaccountNumber": subaccount_number, "page": page},
+            {**owner, "page": page},
             limit,
             created_before_or_at_height,
             created_before_or_at,
@@ -1045,10 +1046,9 @@ class HttpClient:
         created_on_or_after: datetime | None = None,
     ) -> HistoricalPnlResponse:
         """``GET /v4/historical-pnl/parentSubaccountNumber``: children's ticks summed per hour (no paging)."""
-        _check_parent(parent_subaccount_number)
         return await self._historical_pnl(
             "/v4/historical-pnl/parentSubaccountNumber",
-            {"address": address, "parentSubaccountNumber": parent_subaccount_number},
+            _parent_query(address, parent_subaccount_number),
             limit,
             created_before_or_at_height,
             created_before_or_at,
