@@ -179,6 +179,20 @@ def test_transfer_reads_either_amount_spelling() -> None:
     assert parent.transfers[0].recipient.parent_subaccount_number == 3
 
 
+def test_transfer_spellings_first_key_wins_and_none_when_absent() -> None:
+    body = json.loads((REST_FIXTURES / "transfers.json").read_bytes())
+    row = body["transfers"][0]
+    row["amount"], row["asset"] = "7", "DYDX"
+    both = decode(json.dumps(body), TransfersResponse).transfers[0]
+    assert both.quantity == Decimal("250")
+    assert both.asset_symbol == "USDC"
+    for key in ("size", "symbol", "amount", "asset"):
+        del row[key]
+    neither = decode(json.dumps(body), TransfersResponse).transfers[0]
+    assert neither.quantity is None
+    assert neither.asset_symbol is None
+
+
 def test_format_helpers() -> None:
     assert format_decimal(Decimal("1E-9")) == "0.000000001"
     assert format_decimal(Decimal("-0.83227222400000000000001")) == "-0.83227222400000000000001"

@@ -114,6 +114,7 @@ class StrInt(int):
 
 
 _INT_TEXT = re.compile(r"-?[0-9]+")
+_V = TypeVar("_V")
 
 
 def _dec_hook(tp: type[Any], obj: Any) -> Any:
@@ -125,6 +126,14 @@ def _dec_hook(tp: type[Any], obj: Any) -> Any:
             return StrInt(obj)
         raise ValueError(f"expected an integer string, got {obj!r}")
     raise NotImplementedError(f"no decoder for {tp!r}")
+
+
+def _first_set(*values: _V | UnsetType) -> _V | None:
+    # The first value the venue sent, for a field that has two spellings on the wire.
+    for value in values:
+        if not isinstance(value, UnsetType):
+            return value
+    return None
 
 
 def format_decimal(value: Decimal) -> str:
@@ -657,20 +666,12 @@ class Transfer(_Struct, frozen=True, kw_only=True):
     @property
     def quantity(self) -> Decimal | None:
         """The transferred amount, whichever key carried it."""
-        if not isinstance(self.size, UnsetType):
-            return self.size
-        if not isinstance(self.amount, UnsetType):
-            return self.amount
-        return None
+        return _first_set(self.size, self.amount)
 
     @property
     def asset_symbol(self) -> str | None:
         """The transferred asset's symbol, whichever key carried it."""
-        if not isinstance(self.symbol, UnsetType):
-            return self.symbol
-        if not isinstance(self.asset, UnsetType):
-            return self.asset
-        return None
+        return _first_set(self.symbol, self.asset)
 
 
 class TransfersResponse(_Paged, frozen=True, kw_only=True):
