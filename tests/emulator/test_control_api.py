@@ -11,9 +11,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from tests.emulator.orders import order_snapshot
 
 from nautilus_dydx.emulator.app import Emulator
-from nautilus_dydx.emulator.events import OrderKey, OrderSnapshot
 
 ALICE = "dydx1alice000000000000000000000000000000000"
 
@@ -211,21 +211,8 @@ async def crossed_scenario(http: aiohttp.ClientSession, emu: Emulator) -> None:
     emu.produce_block()
     dollars = emu.engine.oracle_price(0) // 100_000
     for i, (side, offset) in enumerate([("BUY", -2), ("BUY", -3), ("SELL", 2), ("SELL", 3)]):
-        emu.engine.place_order(
-            OrderSnapshot(
-                key=OrderKey(ALICE, 0, i, 0, 0),
-                side=side,  # type: ignore[arg-type]
-                quantums=1_000_000 * (i + 1),
-                subticks=(dollars + offset) * 100_000,
-                good_til_block=emu.engine.height + 10,
-                good_til_block_time=None,
-                time_in_force="GTT",
-                reduce_only=False,
-                client_metadata=0,
-                condition_type="UNSPECIFIED",
-                trigger_subticks=0,
-            )
-        )
+        quantums, subticks = 1_000_000 * (i + 1), (dollars + offset) * 100_000
+        emu.engine.place_order(order_snapshot(ALICE, i, side, quantums, subticks, gtb=emu.engine.height + 10))
     ws, cid = await subscribe_book(http, emu)
     messages = await collect(ws, 1)
     status, body = await call(http, emu, "POST", "/emulator/faults/ws/crossed-level", {"ticker": "BTC-USD"})

@@ -15,9 +15,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from tests.emulator.orders import order_snapshot
 
 from nautilus_dydx.emulator.app import Emulator
-from nautilus_dydx.emulator.events import OrderKey, OrderSnapshot, SubaccountRef
+from nautilus_dydx.emulator.events import OrderKey, SubaccountRef
 
 ALICE = "dydx1alice000000000000000000000000000000000"
 BOB = "dydx1bob00000000000000000000000000000000000"
@@ -169,36 +170,6 @@ def shape_diff(capture: Any, ours: Any, path: str = "", allowed: frozenset[str] 
     return problems
 
 
-def _order(
-    owner: str,
-    client_id: int,
-    side: str,
-    quantums: int,
-    subticks: int,
-    *,
-    clob: int = 0,
-    flags: int = 0,
-    gtb: int | None = None,
-    gtbt: int | None = None,
-    tif: str = "GTT",
-    condition: str = "UNSPECIFIED",
-    trigger: int = 0,
-) -> OrderSnapshot:
-    return OrderSnapshot(
-        key=OrderKey(owner, 0, client_id, clob, flags),
-        side=side,  # type: ignore[arg-type]
-        quantums=quantums,
-        subticks=subticks,
-        good_til_block=gtb,
-        good_til_block_time=gtbt,
-        time_in_force=tif,  # type: ignore[arg-type]
-        reduce_only=False,
-        client_metadata=0,
-        condition_type=condition,  # type: ignore[arg-type]
-        trigger_subticks=trigger,
-    )
-
-
 class Recorder:
     """Reads a socket in the background and keeps the first message of every kind."""
 
@@ -269,14 +240,16 @@ async def _scenario() -> dict[str, Any]:
         h = engine.height
         gtbt = int(engine.block_time.timestamp()) + 86_400
         # A two-sided book, then Bob lifts Alice's ask: a trade, fills, a position, candles with mids.
-        engine.place_order(_order(ALICE, 1, "BUY", 5_000_000, px(0, -20), gtb=h + 30))
-        engine.place_order(_order(ALICE, 2, "SELL", 5_000_000, px(0, 1), gtb=h + 30))
-        engine.place_order(_order(BOB, 3, "BUY", 2_000_000, px(0, 1), gtb=h + 30, tif="IOC"))
-        engine.place_order(_order(BOB, 4, "BUY", 1_000_000, px(0, -50), flags=64, gtbt=gtbt))
+        engine.place_order(order_snapshot(ALICE, 1, "BUY", 5_000_000, px(0, -20), gtb=h + 30))
+        engine.place_order(order_snapshot(ALICE, 2, "SELL", 5_000_000, px(0, 1), gtb=h + 30))
+        engine.place_order(order_snapshot(BOB, 3, "BUY", 2_000_000, px(0, 1), gtb=h + 30, tif="IOC"))
+        engine.place_order(order_snapshot(BOB, 4, "BUY", 1_000_000, px(0, -50), flags=64, gtbt=gtbt))
         emu.produce_block()
         # A short-term bid partly filled: OPEN, in the indexer's tables, still resting.
-        engine.place_order(_order(BOB, 5, "BUY", 2_000_000, px(0, -10), gtb=engine.height + 30))
-        engine.place_order(_order(ALICE, 6, "SELL", 1_000_000, px(0, -10), gtb=engine.height + 30, tif="IOC"))
+        engine.place_order(order_snapshot(BOB, 5, "BUY", 2_000_000, px(0, -10), gtb=engine.height + 30))
+        engine.place_order(
+            order_snapshot(ALICE, 6, "SELL", 1_000_000, px(0, -10), gtb=engine.height + 30, tif="IOC")
+        )
         engine.transfer(SubaccountRef(ALICE, 0), SubaccountRef(BOB, 0), 1_000_000)
         emu.produce_block()
 
@@ -295,14 +268,14 @@ async def _scenario() -> dict[str, Any]:
         await rec.settle()
 
         h = engine.height
-        engine.place_order(_order(ALICE, 10, "BUY", 1_000_000, px(1, -5), clob=1, gtb=h + 30))
-        engine.place_order(_order(ALICE, 11, "SELL", 1_000_000, px(1, 5), clob=1, gtb=h + 30))
-        engine.place_order(_order(ALICE, 12, "SELL", 3_000_000, px(0, 2), gtb=h + 30))
-        engine.place_order(_order(BOB, 13, "BUY", 1_000_000, px(0, 2), gtb=h + 30, tif="IOC"))
-        engine.place_order(_order(BOB, 14, "BUY", 1_000_000, px(0, -60), gtb=h + 30))
-        engine.place_order(_order(BOB, 15, "BUY", 1_000_000, px(0, -40), flags=64, gtbt=gtbt))
+        engine.place_order(order_snapshot(ALICE, 10, "BUY", 1_000_000, px(1, -5), clob=1, gtb=h + 30))
+        engine.place_order(order_snapshot(ALICE, 11, "SELL", 1_000_000, px(1, 5), clob=1, gtb=h + 30))
+        engine.place_order(order_snapshot(ALICE, 12, "SELL", 3_000_000, px(0, 2), gtb=h + 30))
+        engine.place_order(order_snapshot(BOB, 13, "BUY", 1_000_000, px(0, 2), gtb=h + 30, tif="IOC"))
+        engine.place_order(order_snapshot(BOB, 14, "BUY", 1_000_000, px(0, -60), gtb=h + 30))
+        engine.place_order(order_snapshot(BOB, 15, "BUY", 1_000_000, px(0, -40), flags=64, gtbt=gtbt))
         engine.place_order(
-            _order(
+            order_snapshot(
                 BOB,
                 16,
                 "SELL",

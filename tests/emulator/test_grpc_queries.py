@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import grpc
 import pytest
+from tests.emulator.orders import order_snapshot
 from v4_proto.cosmos.auth.v1beta1 import auth_pb2
 from v4_proto.cosmos.auth.v1beta1 import query_pb2 as auth_q
 from v4_proto.cosmos.auth.v1beta1 import query_pb2_grpc as auth_g
@@ -34,7 +35,6 @@ from v4_proto.dydxprotocol.subaccounts import query_pb2 as sub_q
 from v4_proto.dydxprotocol.subaccounts import query_pb2_grpc as sub_g
 
 from nautilus_dydx.emulator.app import Emulator
-from nautilus_dydx.emulator.events import OrderKey, OrderSnapshot
 from nautilus_dydx.emulator.params import EQUITY_TIERS, FEE_TIERS, LIQUIDITY_TIERS, USDC_DENOM
 from nautilus_dydx.emulator.validator.queries import serializable_int
 
@@ -75,29 +75,13 @@ async def _code(call: Any) -> tuple[grpc.StatusCode, str]:
     return info.value.code(), info.value.details() or ""
 
 
-def _order(owner: str, client_id: int, side: str, subticks: int, gtb: int, tif: str) -> OrderSnapshot:
-    return OrderSnapshot(
-        key=OrderKey(owner, 0, client_id, 0, 0),
-        side=side,  # type: ignore[arg-type]
-        quantums=1_000_000,
-        subticks=subticks,
-        good_til_block=gtb,
-        good_til_block_time=None,
-        time_in_force=tif,  # type: ignore[arg-type]
-        reduce_only=False,
-        client_metadata=0,
-        condition_type="UNSPECIFIED",
-        trigger_subticks=0,
-    )
-
-
 def _trade(emu: Emulator) -> None:
     """BOB sells 0.0001 BTC at 50 000 to ALICE; committed by the next block."""
     emu.engine.deposit(ALICE, 0, 10_000_000_000)
     emu.engine.deposit(BOB, 0, 10_000_000_000)
     gtb = emu.engine.height + 10
-    emu.engine.place_order(_order(BOB, 1, "SELL", 5_000_000_000, gtb, "GTT"))
-    emu.engine.place_order(_order(ALICE, 2, "BUY", 5_000_000_000, gtb, "IOC"))
+    emu.engine.place_order(order_snapshot(BOB, 1, "SELL", 1_000_000, 5_000_000_000, gtb=gtb))
+    emu.engine.place_order(order_snapshot(ALICE, 2, "BUY", 1_000_000, 5_000_000_000, gtb=gtb, tif="IOC"))
     emu.produce_block()
 
 

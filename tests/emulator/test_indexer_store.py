@@ -9,6 +9,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.emulator.orders import order_snapshot
 
 from nautilus_dydx.emulator import events as ev
 from nautilus_dydx.emulator.indexer import fmt
@@ -35,19 +36,7 @@ OWNER = "dydx1zsw8fczav25uvc8rg3zcv6zy9j7yhnktpq374m"
 
 
 def snapshot(client_id: int, side: str, quantums: int, dollars: int) -> ev.OrderSnapshot:
-    return ev.OrderSnapshot(
-        key=ev.OrderKey(OWNER, 0, client_id, 0, 0),
-        side=side,  # type: ignore[arg-type]
-        quantums=quantums,
-        subticks=dollars * 100_000,
-        good_til_block=10,
-        good_til_block_time=None,
-        time_in_force="GTT",
-        reduce_only=False,
-        client_metadata=0,
-        condition_type="UNSPECIFIED",
-        trigger_subticks=0,
-    )
+    return order_snapshot(OWNER, client_id, side, quantums, dollars * 100_000, gtb=10)
 
 
 class Sink:

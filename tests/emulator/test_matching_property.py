@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.emulator.orders import order_snapshot
 
 from nautilus_dydx.emulator.engine import ChainEngine, EngineError
 from nautilus_dydx.emulator.events import SHORT_TERM, ChainEvent, FillCommitted, OrderKey, OrderSnapshot
@@ -157,18 +158,17 @@ def test_engine_matches_reference(ops: list[tuple[object, ...]]) -> None:
         if op[0] == "place":
             _, owner_index, side, kind, ticks, steps = op
             tif = "IOC" if kind == "REDUCE_ONLY" else kind
-            order = OrderSnapshot(
-                key=OrderKey(OWNERS[owner_index], 0, n + 1, BTC, SHORT_TERM),  # type: ignore[index]
-                side=side,  # type: ignore[arg-type]
-                quantums=steps * STEP,  # type: ignore[operator]
-                subticks=ticks * TICK,  # type: ignore[operator]
-                good_til_block=gtb,
-                good_til_block_time=None,
-                time_in_force=tif,  # type: ignore[arg-type]
+            order = order_snapshot(
+                OWNERS[owner_index],  # type: ignore[index]
+                n + 1,
+                side,  # type: ignore[arg-type]
+                steps * STEP,  # type: ignore[operator]
+                ticks * TICK,  # type: ignore[operator]
+                clob=BTC,
+                flags=SHORT_TERM,
+                gtb=gtb,
+                tif=tif,  # type: ignore[arg-type]
                 reduce_only=kind == "REDUCE_ONLY",
-                client_metadata=0,
-                condition_type="UNSPECIFIED",
-                trigger_subticks=0,
             )
             expected = reference.place(order.key, order.side, ticks, order.quantums, tif, order.reduce_only)  # type: ignore[arg-type]
             error = attempt(lambda order=order: engine.place_order(order))  # type: ignore[misc]
@@ -232,18 +232,16 @@ def test_usdc_conserved_and_positions_net_to_zero_with_oracle_and_funding(
             _, owner_index, clob, side, tif, offset, steps, gtb_ahead = op
             market = engine.markets[clob]  # type: ignore[index]
             ticks = int(engine.oracle_subticks(clob)) // market.subticks_per_tick + offset  # type: ignore[arg-type, operator]
-            order = OrderSnapshot(
-                key=OrderKey(OWNERS[owner_index], 0, n + 1, clob, SHORT_TERM),  # type: ignore[arg-type, index]
-                side=side,  # type: ignore[arg-type]
-                quantums=steps * market.step_base_quantums,  # type: ignore[operator]
-                subticks=max(1, ticks) * market.subticks_per_tick,
-                good_til_block=engine.height + gtb_ahead,  # type: ignore[operator]
-                good_til_block_time=None,
-                time_in_force=tif,  # type: ignore[arg-type]
-                reduce_only=False,
-                client_metadata=0,
-                condition_type="UNSPECIFIED",
-                trigger_subticks=0,
+            order = order_snapshot(
+                OWNERS[owner_index],  # type: ignore[index]
+                n + 1,
+                side,  # type: ignore[arg-type]
+                steps * market.step_base_quantums,  # type: ignore[operator]
+                max(1, ticks) * market.subticks_per_tick,
+                clob=clob,  # type: ignore[arg-type]
+                flags=SHORT_TERM,
+                gtb=engine.height + gtb_ahead,  # type: ignore[operator]
+                tif=tif,  # type: ignore[arg-type]
             )
             error = attempt(lambda order=order: engine.place_order(order))  # type: ignore[misc]
             assert error is None or error.code == 2003, error

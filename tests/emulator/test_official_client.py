@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.emulator.orders import order_snapshot
 
 from nautilus_dydx.emulator.app import Emulator
-from nautilus_dydx.emulator.events import OrderKey, OrderSnapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / ".venv-official"
@@ -77,22 +77,6 @@ async def until(predicate: Callable[[], bool]) -> None:
     raise AssertionError("condition not reached within 30 s")
 
 
-def _order(client_id: int, side: str, subticks: int, gtb: int, tif: str) -> OrderSnapshot:
-    return OrderSnapshot(
-        key=OrderKey(ADDRESS, 0, client_id, 0, 0),
-        side=side,  # type: ignore[arg-type]
-        quantums=1_000_000,
-        subticks=subticks,
-        good_til_block=gtb,
-        good_til_block_time=None,
-        time_in_force=tif,  # type: ignore[arg-type]
-        reduce_only=False,
-        client_metadata=2,
-        condition_type="UNSPECIFIED",
-        trigger_subticks=0,
-    )
-
-
 # The first run creates the virtualenv and installs from PyPI: allow for a slow registry.
 @pytest.mark.timeout(900)
 async def test_official_client_reads_the_emulator(official_python: Path) -> None:
@@ -105,8 +89,11 @@ async def test_official_client_reads_the_emulator(official_python: Path) -> None
         await until(lambda: bool(emu.engine.book(0)[1]))
         best_ask = emu.engine.book(0)[1][0][0]
         gtb = emu.engine.height + 20
-        emu.engine.place_order(_order(1, "BUY", best_ask, gtb, "IOC"))  # takes liquidity
-        emu.engine.place_order(_order(2, "BUY", (best_ask // 100_000 - 500) * 100_000, gtb, "GTT"))  # rests
+        below_ask = (best_ask // 100_000 - 500) * 100_000
+        taker = order_snapshot(ADDRESS, 1, "BUY", 1_000_000, best_ask, gtb=gtb, tif="IOC", client_metadata=2)
+        resting = order_snapshot(ADDRESS, 2, "BUY", 1_000_000, below_ask, gtb=gtb, client_metadata=2)
+        emu.engine.place_order(taker)  # takes liquidity
+        emu.engine.place_order(resting)  # rests
         height = emu.engine.height
         await until(lambda: emu.indexer.height > height)
         result = await _run(official_python, "read", *args)

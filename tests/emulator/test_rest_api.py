@@ -10,40 +10,14 @@ from typing import Any
 
 import aiohttp
 import pytest
+from tests.emulator.orders import order_snapshot
 
 from nautilus_dydx.emulator.app import Emulator
-from nautilus_dydx.emulator.events import OrderKey, OrderSnapshot, SubaccountRef
+from nautilus_dydx.emulator.events import SubaccountRef
 
 ALICE = "dydx1alice000000000000000000000000000000000"
 BOB = "dydx1bob00000000000000000000000000000000000"
 NS = uuid.UUID("0f9da948-a6fb-4c45-9edc-4685c3f3317d")
-
-
-def order(
-    owner: str,
-    client_id: int,
-    side: str,
-    quantums: int,
-    subticks: int,
-    *,
-    flags: int = 0,
-    gtb: int | None = None,
-    gtbt: int | None = None,
-    tif: str = "GTT",
-) -> OrderSnapshot:
-    return OrderSnapshot(
-        key=OrderKey(owner, 0, client_id, 0, flags),
-        side=side,  # type: ignore[arg-type]
-        quantums=quantums,
-        subticks=subticks,
-        good_til_block=gtb,
-        good_til_block_time=gtbt,
-        time_in_force=tif,  # type: ignore[arg-type]
-        reduce_only=False,
-        client_metadata=0,
-        condition_type="UNSPECIFIED",
-        trigger_subticks=0,
-    )
 
 
 @pytest.fixture
@@ -138,9 +112,13 @@ async def test_orderbook_sorted_and_404(emu: Emulator, http: aiohttp.ClientSessi
     await fund(http, emu, ALICE)
     gtb = emu.engine.height + 10
     for i, off in enumerate((-3, -1, -2)):
-        emu.engine.place_order(order(ALICE, 10 + i, "BUY", 1_000_000, btc_subticks(emu, off), gtb=gtb))
+        emu.engine.place_order(
+            order_snapshot(ALICE, 10 + i, "BUY", 1_000_000, btc_subticks(emu, off), gtb=gtb)
+        )
     for i, off in enumerate((3, 1, 2)):
-        emu.engine.place_order(order(ALICE, 20 + i, "SELL", 2_000_000, btc_subticks(emu, off), gtb=gtb))
+        emu.engine.place_order(
+            order_snapshot(ALICE, 20 + i, "SELL", 2_000_000, btc_subticks(emu, off), gtb=gtb)
+        )
     status, body = await get(http, emu, "/v4/orderbooks/perpetualMarket/BTC-USD")
     assert status == 200
     bids = [Decimal(level["price"]) for level in body["bids"]]
@@ -221,10 +199,12 @@ async def test_subaccount_routes(emu: Emulator, http: aiohttp.ClientSession) -> 
 async def test_orders_bare_array_sorting_and_lookup(emu: Emulator, http: aiohttp.ClientSession) -> None:
     await fund(http, emu, ALICE)
     h = emu.engine.height
-    emu.engine.place_order(order(ALICE, 1, "BUY", 1_000_000, btc_subticks(emu, -50), gtb=h + 5))
-    emu.engine.place_order(order(ALICE, 2, "BUY", 1_000_000, btc_subticks(emu, -51), gtb=h + 9))
+    emu.engine.place_order(order_snapshot(ALICE, 1, "BUY", 1_000_000, btc_subticks(emu, -50), gtb=h + 5))
+    emu.engine.place_order(order_snapshot(ALICE, 2, "BUY", 1_000_000, btc_subticks(emu, -51), gtb=h + 9))
     gtbt = int(emu.engine.block_time.timestamp()) + 86400
-    emu.engine.place_order(order(ALICE, 3, "BUY", 1_000_000, btc_subticks(emu, -52), flags=64, gtbt=gtbt))
+    emu.engine.place_order(
+        order_snapshot(ALICE, 3, "BUY", 1_000_000, btc_subticks(emu, -52), flags=64, gtbt=gtbt)
+    )
     emu.produce_block()
     base = f"/v4/orders?address={ALICE}&subaccountNumber=0"
     status, body = await get(http, emu, base)
@@ -272,8 +252,8 @@ async def test_fills_trades_pagination(emu: Emulator, http: aiohttp.ClientSessio
     for i in range(3):
         h = emu.engine.height
         price = btc_subticks(emu, 0)
-        emu.engine.place_order(order(ALICE, 100 + i, "SELL", 1_000_000, price, gtb=h + 5))
-        emu.engine.place_order(order(BOB, 200 + i, "BUY", 1_000_000, price, gtb=h + 5, tif="IOC"))
+        emu.engine.place_order(order_snapshot(ALICE, 100 + i, "SELL", 1_000_000, price, gtb=h + 5))
+        emu.engine.place_order(order_snapshot(BOB, 200 + i, "BUY", 1_000_000, price, gtb=h + 5, tif="IOC"))
         emu.produce_block()
     status, body = await get(http, emu, f"/v4/fills?address={BOB}&subaccountNumber=0")
     assert status == 200
@@ -406,8 +386,8 @@ async def test_candle_window_and_sparklines(emu: Emulator, http: aiohttp.ClientS
     for i in range(3):  # hour-long blocks: one 1MIN candle per block
         h = emu.engine.height
         price = btc_subticks(emu, 0)
-        emu.engine.place_order(order(ALICE, 300 + i, "SELL", 1_000_000, price, gtb=h + 5))
-        emu.engine.place_order(order(BOB, 400 + i, "BUY", 1_000_000, price, gtb=h + 5, tif="IOC"))
+        emu.engine.place_order(order_snapshot(ALICE, 300 + i, "SELL", 1_000_000, price, gtb=h + 5))
+        emu.engine.place_order(order_snapshot(BOB, 400 + i, "BUY", 1_000_000, price, gtb=h + 5, tif="IOC"))
         emu.produce_block()
     base = "/v4/candles/perpetualMarkets/BTC-USD?resolution=1MIN"
     status, body = await get(http, emu, base)

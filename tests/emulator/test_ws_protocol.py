@@ -9,28 +9,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from tests.emulator.orders import order_snapshot
 
 from nautilus_dydx.emulator.app import Emulator
-from nautilus_dydx.emulator.events import OrderKey, OrderSnapshot
+from nautilus_dydx.emulator.events import OrderKey
 
 ALICE = "dydx1alice000000000000000000000000000000000"
 BOB = "dydx1bob00000000000000000000000000000000000"
-
-
-def order(owner: str, client_id: int, side: str, subticks: int, gtb: int, tif: str = "GTT") -> OrderSnapshot:
-    return OrderSnapshot(
-        key=OrderKey(owner, 0, client_id, 0, 0),
-        side=side,  # type: ignore[arg-type]
-        quantums=1_000_000,
-        subticks=subticks,
-        good_til_block=gtb,
-        good_til_block_time=None,
-        time_in_force=tif,  # type: ignore[arg-type]
-        reduce_only=False,
-        client_metadata=0,
-        condition_type="UNSPECIFIED",
-        trigger_subticks=0,
-    )
 
 
 @pytest.fixture
@@ -86,8 +71,8 @@ async def test_subscribe_orderbook_message_ids(emu: Emulator, http: aiohttp.Clie
     assert sub["message_id"] == 1
     assert sub["contents"] == {"bids": [], "asks": []}
     h = emu.engine.height
-    emu.engine.place_order(order(ALICE, 1, "BUY", price(emu, -5), h + 10))
-    emu.engine.place_order(order(ALICE, 2, "BUY", price(emu, -5), h + 10))
+    emu.engine.place_order(order_snapshot(ALICE, 1, "BUY", 1_000_000, price(emu, -5), gtb=h + 10))
+    emu.engine.place_order(order_snapshot(ALICE, 2, "BUY", 1_000_000, price(emu, -5), gtb=h + 10))
     first = await recv(ws)
     second = await recv(ws)
     assert first["type"] == "channel_data"
@@ -97,7 +82,7 @@ async def test_subscribe_orderbook_message_ids(emu: Emulator, http: aiohttp.Clie
     level = str(emu.engine.oracle_price(0) // 100_000 - 5)
     assert first["contents"] == {"bids": [[level, "0.0001"]]}
     assert second["contents"] == {"bids": [[level, "0.0002"]]}  # absolute size, not a delta
-    emu.engine.cancel_order(order(ALICE, 1, "BUY", 0, 0).key, good_til_block=h + 10)
+    emu.engine.cancel_order(OrderKey(ALICE, 0, 1, 0, 0), good_til_block=h + 10)
     third = await recv(ws)
     assert third["contents"] == {"bids": [[level, "0.0001"]]}
     await ws.send_str("not json")
@@ -230,7 +215,9 @@ async def test_batched_orderbook(emu: Emulator, http: aiohttp.ClientSession) -> 
     assert (await recv(ws))["type"] == "subscribed"
     h = emu.engine.height
     for i in range(3):
-        emu.engine.place_order(order(ALICE, 10 + i, "SELL", price(emu, 5 + i), h + 10))
+        emu.engine.place_order(
+            order_snapshot(ALICE, 10 + i, "SELL", 1_000_000, price(emu, 5 + i), gtb=h + 10)
+        )
     batch = await recv(ws)
     assert batch["type"] == "channel_batch_data"
     assert batch["message_id"] == 2
@@ -249,8 +236,8 @@ async def test_subaccount_lifecycle_messages(emu: Emulator, http: aiohttp.Client
     assert set(snap["contents"]) == {"subaccount", "orders", "blockHeight"}
     assert snap["contents"]["subaccount"]["equity"] == "10000"
     h = emu.engine.height
-    emu.engine.place_order(order(ALICE, 1, "SELL", price(emu, 0), h + 10))
-    emu.engine.place_order(order(BOB, 7, "BUY", price(emu, 0), h + 10, tif="IOC"))
+    emu.engine.place_order(order_snapshot(ALICE, 1, "SELL", 1_000_000, price(emu, 0), gtb=h + 10))
+    emu.engine.place_order(order_snapshot(BOB, 7, "BUY", 1_000_000, price(emu, 0), gtb=h + 10, tif="IOC"))
     opened = await recv(ws)
     assert opened["version"] == "3.0.0"
     (o,) = opened["contents"]["orders"]
