@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from fractions import Fraction
-from typing import Any
 
 import pytest
+from tests.emulator.chainutil import BTC, FUNDS, PRICE, START, STEP, TICK, Chain, expect
 
 from nautilus_dydx.emulator.engine import ChainEngine, EngineError, event_id
 from nautilus_dydx.emulator.events import (
@@ -14,15 +14,11 @@ from nautilus_dydx.emulator.events import (
     LONG_TERM,
     SHORT_TERM,
     BlockCommitted,
-    ChainEvent,
-    FillCommitted,
     FundingUpdated,
     MarketListed,
     OraclePriceUpdated,
     OrderKey,
     OrderPlaced,
-    OrderRemoved,
-    OrderSnapshot,
     OrderTriggered,
     OrderUpdated,
     SubaccountRef,
@@ -30,92 +26,6 @@ from nautilus_dydx.emulator.events import (
     TransferCommitted,
 )
 from nautilus_dydx.emulator.params import BlockRateLimit, BlockRateLimits
-
-START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-BTC = 0
-TICK = 100_000  # BTC-USD subticks per tick (1 USD)
-STEP = 1_000_000  # BTC-USD step base quantums (0.0001 BTC)
-PRICE = 50_000 * TICK  # 50 000 USD in subticks
-FUNDS = 100_000_000_000  # 100 000 USDC
-
-
-class Chain:
-    """An engine with a recording sink and order helpers."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("start_time", START)
-        kwargs.setdefault("oracle_step_ppm", 0)
-        self.engine = ChainEngine(**kwargs)
-        self.events: list[ChainEvent] = []
-        self.engine.add_sink(self.events.append)
-        self.engine.start()
-        if BTC in self.engine.markets:
-            # 50 000 USD from the first block on, so that test prices sit at the oracle.
-            self.engine.set_oracle_price(BTC, 5_000_000_000)
-        self._client_id = 0
-
-    def fund(self, *owners: str, amount: int = FUNDS) -> None:
-        for owner in owners:
-            self.engine.deposit(owner, 0, amount)
-
-    def order(
-        self,
-        owner: str,
-        side: str,
-        quantums: int,
-        subticks: int,
-        *,
-        flags: int = SHORT_TERM,
-        tif: str = "GTT",
-        gtb: int | None = None,
-        gtbt: int | None = None,
-        reduce_only: bool = False,
-        condition: str = "UNSPECIFIED",
-        trigger: int = 0,
-        client_id: int | None = None,
-        clob: int = BTC,
-        number: int = 0,
-    ) -> OrderSnapshot:
-        if client_id is None:
-            self._client_id += 1
-            client_id = self._client_id
-        if flags == SHORT_TERM:
-            gtb = gtb if gtb is not None else self.engine.height + 10
-        else:
-            gtbt = gtbt if gtbt is not None else int(self.engine.block_time.timestamp()) + 3600
-        return OrderSnapshot(
-            key=OrderKey(owner, number, client_id, clob, flags),
-            side=side,  # type: ignore[arg-type]
-            quantums=quantums,
-            subticks=subticks,
-            good_til_block=gtb if flags == SHORT_TERM else None,
-            good_til_block_time=gtbt if flags != SHORT_TERM else None,
-            time_in_force=tif,  # type: ignore[arg-type]
-            reduce_only=reduce_only,
-            client_metadata=0,
-            condition_type=condition,  # type: ignore[arg-type]
-            trigger_subticks=trigger,
-        )
-
-    def place(self, *args: Any, **kwargs: Any) -> OrderSnapshot:
-        order = self.order(*args, **kwargs)
-        self.engine.place_order(order)
-        return order
-
-    def take(self) -> list[ChainEvent]:
-        out, self.events[:] = list(self.events), []
-        return out
-
-    def fills(self) -> list[FillCommitted]:
-        return [e for e in self.events if isinstance(e, FillCommitted)]
-
-    def removed(self, key: OrderKey) -> list[OrderRemoved]:
-        return [e for e in self.events if isinstance(e, OrderRemoved) and e.key == key]
-
-    def position(self, owner: str, clob: int = BTC) -> int:
-        state = self.engine.subaccount(owner, 0)
-        assert state is not None
-        return next((p.quantums for p in state.positions if p.clob_pair_id == clob), 0)
 
 
 @pytest.fixture
@@ -125,13 +35,6 @@ def chain() -> Chain:
     c.engine.produce_block()
     c.take()
     return c
-
-
-def expect(code: int, call: Any, *args: Any, **kwargs: Any) -> EngineError:
-    with pytest.raises(EngineError) as info:
-        call(*args, **kwargs)
-    assert (info.value.codespace, info.value.code) == ("clob", code), info.value.raw_log
-    return info.value
 
 
 # --- markets and start ----------------------------------------------------------------------------

@@ -4,11 +4,12 @@ checks, deposits from another wallet, chosen account numbers, and all-or-nothing
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from typing import Any
 
 import pytest
+from tests.emulator import chainutil
 from tests.emulator import txutil as tu
+from tests.emulator.chainutil import BTC, PRICE, START, STEP, TICK, expect
 from tests.emulator.txutil import Harness, Key
 
 from nautilus_dydx.emulator.engine import ChainEngine, EngineError, event_id
@@ -20,78 +21,18 @@ from nautilus_dydx.emulator.events import (
     FillCommitted,
     OrderKey,
     OrderPlaced,
-    OrderSnapshot,
     SubaccountRef,
     TransferCommitted,
 )
 from nautilus_dydx.emulator.params import USDC_DENOM, BlockRateLimit, BlockRateLimits
 
-START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-BTC = 0
-TICK = 100_000
-STEP = 1_000_000
-PRICE = 50_000 * TICK
-FUNDS = 100_000_000_000
 
+class Chain(chainutil.Chain):
+    """The engine one block in, with short-term orders good for five blocks unless told."""
 
-class Chain:
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("start_time", START)
-        kwargs.setdefault("oracle_step_ppm", 0)
-        self.engine = ChainEngine(**kwargs)
-        self.events: list[ChainEvent] = []
-        self.engine.add_sink(self.events.append)
-        self.engine.start()
-        self.engine.set_oracle_price(BTC, 5_000_000_000)
+        super().__init__(short_term_blocks=5, **kwargs)
         self.engine.produce_block()
-        self._client_id = 0
-
-    def fund(self, *owners: str, amount: int = FUNDS) -> None:
-        for owner in owners:
-            self.engine.deposit(owner, 0, amount)
-
-    def order(
-        self, owner: str, side: str = "BUY", quantums: int = STEP, subticks: int = PRICE, **kw: Any
-    ) -> OrderSnapshot:
-        self._client_id += 1
-        flags = kw.pop("flags", SHORT_TERM)
-        gtb = kw.pop("gtb", None)
-        gtbt = kw.pop("gtbt", None)
-        if flags == SHORT_TERM:
-            gtb = gtb if gtb is not None else self.engine.height + 5
-        else:
-            gtbt = gtbt if gtbt is not None else int(self.engine.block_time.timestamp()) + 3600
-        return OrderSnapshot(
-            key=OrderKey(owner, kw.pop("number", 0), kw.pop("client_id", self._client_id), BTC, flags),
-            side=side,  # type: ignore[arg-type]
-            quantums=quantums,
-            subticks=subticks,
-            good_til_block=gtb,
-            good_til_block_time=gtbt,
-            time_in_force=kw.pop("tif", "GTT"),
-            reduce_only=False,
-            client_metadata=0,
-            condition_type=kw.pop("condition", "UNSPECIFIED"),
-            trigger_subticks=kw.pop("trigger", 0),
-        )
-
-    def place(
-        self, owner: str, side: str = "BUY", quantums: int = STEP, subticks: int = PRICE, **kw: Any
-    ) -> OrderSnapshot:
-        order = self.order(owner, side, quantums, subticks, **kw)
-        self.engine.place_order(order)
-        return order
-
-    def take(self) -> list[ChainEvent]:
-        events, self.events[:] = list(self.events), []
-        return events
-
-
-def expect(code: int, call: Any, *args: Any, **kwargs: Any) -> EngineError:
-    with pytest.raises(EngineError) as info:
-        call(*args, **kwargs)
-    assert (info.value.codespace, info.value.code) == ("clob", code), info.value.raw_log
-    return info.value
 
 
 def limits(short_term: int = 200, stateful: int = 200, cancels: int = 200) -> BlockRateLimits:
