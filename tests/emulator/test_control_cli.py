@@ -6,33 +6,17 @@ import asyncio
 import os
 import re
 import signal
-import sys
 
 import aiohttp
 import pytest
+from tests.emulator.cliutil import emulator_process
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 async def test_cli_ready_line_and_clean_stop(sig: signal.Signals) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "nautilus_dydx.emulator",
-        "--port",
-        "0",
-        "--block-time",
-        "0.05",
-        "--markets",
-        "BTC-USD",
-        "--no-synthetic",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+    async with emulator_process() as (proc, line):
         match = re.search(r"indexer (http://127\.0\.0\.1:\d+) ws (ws://127\.0\.0\.1:\d+/v4/ws)", line)
         assert match, line
         async with aiohttp.ClientSession() as http:
@@ -46,9 +30,6 @@ async def test_cli_ready_line_and_clean_stop(sig: signal.Signals) -> None:
                 assert closing.type == aiohttp.WSMsgType.CLOSE
                 assert closing.data == 1012
         assert await asyncio.wait_for(proc.wait(), 30) == 0
+        assert proc.stdout is not None
         rest = (await proc.stdout.read()).decode()
         assert rest == ""  # exactly one line printed
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()

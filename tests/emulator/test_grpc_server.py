@@ -7,7 +7,6 @@ import asyncio
 import os
 import re
 import signal
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import aiohttp
 import grpc
 import pytest
 from cryptography import x509
+from tests.emulator.cliutil import emulator_process
 from v4_proto.cosmos.base.tendermint.v1beta1 import query_pb2 as tm_q
 from v4_proto.cosmos.base.tendermint.v1beta1 import query_pb2_grpc as tm_g
 
@@ -206,28 +206,8 @@ def test_grpc_faults_take() -> None:
 @pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 async def test_cli_serves_grpc_over_tls(tmp_path: Path) -> None:
     cert_path = tmp_path / "node.pem"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "nautilus_dydx.emulator",
-        "--port",
-        "0",
-        "--grpc-port",
-        "0",
-        "--grpc-tls",
-        "--grpc-cert-out",
-        str(cert_path),
-        "--block-time",
-        "0.05",
-        "--markets",
-        "BTC-USD",
-        "--no-synthetic",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+    tls = ("--grpc-port", "0", "--grpc-tls", "--grpc-cert-out", str(cert_path))
+    async with emulator_process(*tls) as (proc, line):
         match = re.search(r" grpc (127\.0\.0\.1:\d+) \(tls, certificate (\S+)\) control ", line)
         assert match, line
         assert match.group(2) == str(cert_path)
@@ -237,7 +217,3 @@ async def test_cli_serves_grpc_over_tls(tmp_path: Path) -> None:
             assert info.default_node_info.network == "localdydxprotocol"
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()

@@ -29,12 +29,6 @@ async def emu() -> AsyncIterator[Emulator]:
         yield e
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def get(http: aiohttp.ClientSession, emu: Emulator, path: str) -> tuple[int, Any]:
     async with http.get(emu.indexer_url + path) as resp:
         return resp.status, await resp.json()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -14,12 +13,6 @@ from nautilus_dydx.emulator.app import Emulator
 from nautilus_dydx.emulator.events import BlockCommitted, ChainEvent, OrderPlaced
 
 BLOCK_TIME = 0.5
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def just_after_a_block(emu: Emulator) -> int:

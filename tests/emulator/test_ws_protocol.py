@@ -26,12 +26,6 @@ async def emu() -> AsyncIterator[Emulator]:
         yield e
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def recv(ws: aiohttp.ClientWebSocketResponse, wait: float = 5.0) -> dict[str, Any]:
     msg = await ws.receive(timeout=wait)
     assert msg.type == aiohttp.WSMsgType.TEXT, msg
