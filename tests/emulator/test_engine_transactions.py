@@ -185,8 +185,7 @@ def test_deposit_from_another_wallet_and_withdraw_to_another_wallet() -> None:
 
 def test_tx_deposit_to_another_owners_subaccount() -> None:
     payer, owner = Key.from_mnemonic(tu.MNEMONIC_1), Key.from_mnemonic(tu.MNEMONIC_2)
-    chain = Harness()
-    chain.fund(payer, 100)
+    chain = Harness.with_funds(payer, 100)
     chain.engine.withdraw(payer.address, 0, 50 * tu.USDC)  # 50 USDC into the payer's wallet
     msg = tu.deposit(payer.address, 20 * tu.USDC)
     msg.recipient.owner = owner.address
@@ -325,8 +324,7 @@ def test_no_block_inside_atomic() -> None:
 
 def test_tx_with_transfer_and_orders_is_all_or_nothing() -> None:
     key = Key.from_mnemonic(tu.MNEMONIC_2)
-    chain = Harness()
-    chain.fund(key, 1_000)
+    chain = Harness.with_funds(key, 1_000)
     events: list[ChainEvent] = []
     chain.engine.add_sink(events.append)
     fund = tu.transfer(key.address, key.address, 50 * tu.USDC, to_number=1)

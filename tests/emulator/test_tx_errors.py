@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import pytest
 from tests.emulator import txutil as tu
-from tests.emulator.txutil import Harness, Key
+from tests.emulator.txutil import LONG_TERM, Harness, Key
 from v4_proto.cosmos.base.abci.v1beta1 import abci_pb2
 from v4_proto.dydxprotocol.clob import tx_pb2 as clob_tx
 
 from nautilus_dydx.emulator.events import TransferCommitted
 from nautilus_dydx.emulator.params import BlockRateLimit, BlockRateLimits
 
-LONG_TERM = 64
-CONDITIONAL = 32
 IOC, POST_ONLY, FOK = 1, 2, 3
 
 
@@ -23,9 +21,7 @@ def key() -> Key:
 
 @pytest.fixture
 def chain(key: Key) -> Harness:
-    harness = Harness()
-    harness.fund(key, 1_000)  # equity tier: up to 10 open stateful orders
-    return harness
+    return Harness.with_funds(key, 1_000)  # equity tier: up to 10 open stateful orders
 
 
 def rejected(response: object, codespace: str, code: int) -> str:
@@ -52,8 +48,7 @@ def test_good_til_block_window_10_11_with_configurable_short_block_window(key: K
     assert chain.send(key, tu.place(key.address, 1, gtb=h + 21)).code == 0
     assert chain.send(key, tu.place(key.address, 2, gtb=h + 1)).code == 0
     # with the current window (40) the same GTB is fine
-    wide = Harness()
-    wide.fund(key)
+    wide = Harness.with_funds(key)
     assert wide.send(key, tu.place(key.address, 1, gtb=wide.height + 41)).code == 0
 
 
@@ -152,8 +147,7 @@ def test_batch_cancel_45_46_and_response(chain: Harness, key: Key) -> None:
 
 
 def test_equity_tier_limit_10001(key: Key) -> None:
-    chain = Harness()
-    chain.fund(key, 20)  # $20: one open stateful order
+    chain = Harness.with_funds(key, 20)  # $20: one open stateful order
     assert chain.send(key, tu.place(key.address, 1, flags=LONG_TERM, gtbt=chain.gtbt())).code == 0
     log = rejected(
         chain.send(key, tu.place(key.address, 2, flags=LONG_TERM, gtbt=chain.gtbt())), "clob", 10001

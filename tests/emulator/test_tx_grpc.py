@@ -8,11 +8,10 @@ from typing import Any
 import grpc
 import pytest
 from tests.emulator import txutil as tu
-from tests.emulator.txutil import Harness, Key
+from tests.emulator.txutil import LONG_TERM, Harness, Key
 from v4_proto.cosmos.tx.v1beta1 import service_pb2, service_pb2_grpc
 
 SYNC = service_pb2.BROADCAST_MODE_SYNC
-LONG_TERM = 64
 
 
 @pytest.fixture
@@ -22,9 +21,7 @@ def key() -> Key:
 
 @pytest.fixture
 def chain(key: Key) -> Harness:
-    harness = Harness()
-    harness.fund(key, 1_000, account_number=12345)
-    return harness
+    return Harness.with_funds(key, account_number=12345)
 
 
 @pytest.fixture

@@ -8,14 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.emulator import txutil as tu
-from tests.emulator.txutil import Harness, Key
+from tests.emulator.txutil import LONG_TERM, Harness, Key
 
 from nautilus_dydx.emulator.engine.errors import EngineError
 from nautilus_dydx.emulator.params import USDC_DENOM
 from nautilus_dydx.emulator.validator import TxFaults
 from nautilus_dydx.emulator.validator.tx import MAX_TIMESTAMP_NONCES, TimestampNonces
-
-LONG_TERM = 64
 
 
 @pytest.fixture
@@ -25,9 +23,7 @@ def key() -> Key:
 
 @pytest.fixture
 def chain(key: Key) -> Harness:
-    harness = Harness()
-    harness.fund(key, 1_000)
-    return harness
+    return Harness.with_funds(key)
 
 
 def block_ms(chain: Harness) -> int:

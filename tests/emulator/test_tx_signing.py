@@ -37,9 +37,7 @@ def key() -> Key:
 
 @pytest.fixture
 def chain(key: Key) -> Harness:
-    harness = Harness()
-    harness.fund(key, account_number=KAT_ACCOUNT_NUMBER)
-    return harness
+    return Harness.with_funds(key, account_number=KAT_ACCOUNT_NUMBER)
 
 
 def kat_tx(key: Key, **kwargs: object) -> tu.SignedTx:

@@ -253,6 +253,7 @@ T0 = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
 CHAIN_ID = "dydx-testnet-4"
 START_HEIGHT = 1_000_000
 USDC = 1_000_000  # quantums per USDC
+LONG_TERM = 64  # the order flag of a long-term order on the wire
 
 
 class Harness:
@@ -266,6 +267,13 @@ class Harness:
         self.engine.start()
         self.servicer = TxServicer(self.engine, chain_id=chain_id, faults=faults)
         self.chain_id = chain_id
+
+    @classmethod
+    def with_funds(cls, key: Key, usdc: int = 1_000, *, account_number: int | None = None) -> Harness:
+        """A new harness on which ``key`` holds ``usdc`` USDC (see ``fund``)."""
+        harness = cls()
+        harness.fund(key, usdc, account_number=account_number)
+        return harness
 
     @property
     def height(self) -> int:
