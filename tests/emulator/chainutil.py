@@ -58,17 +58,15 @@ class Chain:
         subticks: int = PRICE,
         *,
         flags: int = SHORT_TERM,
-        tif: str = "GTT",
         gtb: int | None = None,
         gtbt: int | None = None,
-        reduce_only: bool = False,
-        condition: str = "UNSPECIFIED",
-        trigger: int = 0,
         client_id: int | None = None,
-        clob: int = BTC,
-        number: int = 0,
+        **fields: Any,
     ) -> OrderSnapshot:
-        """A new client id unless told; a short-term order carries only a block, the others only a time."""
+        """A new client id unless told; a short-term order carries only a block, the others only a time.
+
+        ``fields`` are the other keywords of ``order_snapshot`` (``tif``, ``reduce_only``, ``clob``, ...).
+        """
         if client_id is None:
             self._client_id += 1
             client_id = self._client_id
@@ -77,20 +75,7 @@ class Chain:
         else:
             gtb, gtbt = None, (gtbt if gtbt is not None else int(self.engine.block_time.timestamp()) + 3600)
         return order_snapshot(
-            owner,
-            client_id,
-            side,
-            quantums,
-            subticks,
-            clob=clob,
-            flags=flags,
-            number=number,
-            gtb=gtb,
-            gtbt=gtbt,
-            tif=tif,
-            reduce_only=reduce_only,
-            condition=condition,
-            trigger=trigger,
+            owner, client_id, side, quantums, subticks, flags=flags, gtb=gtb, gtbt=gtbt, **fields
         )
 
     def place(self, *args: Any, **kwargs: Any) -> OrderSnapshot:
