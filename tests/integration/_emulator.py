@@ -1,7 +1,9 @@
-"""Helpers for tests that drive the emulator's control API over HTTP."""
+"""Helpers for the integration tests that run against the emulator."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -24,3 +26,13 @@ def local_config(emu: Emulator) -> DydxConfig:
     """A config pointing at the running emulator."""
     port = int(emu.indexer_url.rsplit(":", 1)[1])
     return DydxConfig.local(port=port)
+
+
+async def until(predicate: Callable[[], object], limit: float = 15.0) -> None:
+    """Wait until ``predicate()`` is true, looking every 20 ms; fail after ``limit`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)

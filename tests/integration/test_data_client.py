@@ -7,7 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
-from _emulator import control, local_config
+from _emulator import control, local_config, until
 
 from nautilus_dydx.core.book import Side
 from nautilus_dydx.core.errors import DydxError
@@ -30,15 +30,6 @@ from nautilus_dydx.transport.http import HttpClient
 from nautilus_dydx.transport.ws import WsClient
 
 TICKERS = ("BTC-USD", "ETH-USD")
-
-
-async def _until(predicate, limit: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 def _client(emu: Emulator, **kwargs: Any) -> DataClient:
@@ -93,7 +84,7 @@ async def test_book_checksum_matches_emulator_under_faults(seed: int) -> None:
             rec = Recorder(data)
             for ticker in TICKERS:
                 await data.subscribe_book(ticker)
-            await _until(lambda: all(data.is_synced(t) for t in TICKERS))
+            await until(lambda: all(data.is_synced(t) for t in TICKERS))
             faults: list[tuple[str, dict[str, Any]]] = [
                 ("/emulator/faults/ws/crossed-level", {"ticker": "BTC-USD"}),
                 ("/emulator/faults/ws/internal-error", {"channel": "v4_orderbook", "id": "ETH-USD"}),
@@ -106,7 +97,7 @@ async def test_book_checksum_matches_emulator_under_faults(seed: int) -> None:
             for path, body in faults:
                 await asyncio.sleep(0.4)
                 await control(emu, "POST", path, body)
-                await _until(lambda: all(data.is_synced(t) for t in TICKERS))
+                await until(lambda: all(data.is_synced(t) for t in TICKERS))
             await asyncio.sleep(0.4)
 
             # Every book message, on every connection, left the book equal to the emulator's record.
@@ -171,7 +162,7 @@ async def test_book_checksum_matches_emulator_under_faults(seed: int) -> None:
             # A resync ends with the book equal to the truth.
             for ticker in TICKERS:
                 await data.resync(ticker, "test")
-            await _until(lambda: all(data.is_synced(t) for t in TICKERS))
+            await until(lambda: all(data.is_synced(t) for t in TICKERS))
             await asyncio.sleep(0.2)
             for ticker in TICKERS:
                 await _assert_truth(emu, data, ticker)
@@ -185,10 +176,10 @@ async def test_audit_divergence_triggers_a_counted_resync() -> None:
             events: list[MarketDataEvent] = []
             data.add_handler(events.append)
             book = await data.subscribe_book("BTC-USD")
-            await _until(lambda: data.is_synced("BTC-USD"))
+            await until(lambda: data.is_synced("BTC-USD"))
             for _ in range(6):
                 await control(emu, "POST", "/emulator/block")
-            await _until(lambda: book.best_bid() is not None and book.best_ask() is not None)
+            await until(lambda: book.best_bid() is not None and book.best_ask() is not None)
             await asyncio.sleep(0.2)
             assert await data.audit("BTC-USD")
             # Corrupt the local book behind the client's back: a level the venue never had.
@@ -201,7 +192,7 @@ async def test_audit_divergence_triggers_a_counted_resync() -> None:
             assert not await data.audit("BTC-USD")
             assert data.metrics.audit_resyncs == 1
             assert any(isinstance(e, BookResync) and e.reason.startswith("audit") for e in events)
-            await _until(lambda: data.is_synced("BTC-USD"))
+            await until(lambda: data.is_synced("BTC-USD"))
             await asyncio.sleep(0.1)
             await _assert_truth(emu, data, "BTC-USD")
             assert await data.audit("BTC-USD")
@@ -216,7 +207,7 @@ async def test_typed_events_for_trades_oracle_candles_and_height() -> None:
             await data.subscribe_markets()
             await data.subscribe_candles("BTC-USD", "1MIN")
             await data.subscribe_block_height()
-            await _until(
+            await until(
                 lambda: (
                     {TradeEvent, OraclePriceEvent, CandleEvent, BlockHeightEvent}
                     <= {type(e) for e in events if not (isinstance(e, TradeEvent) and e.snapshot)}
@@ -244,6 +235,6 @@ async def test_first_book_update_arrives_soon_after_the_handshake() -> None:
         await ws.connect()
         handshake_done = loop.time()
         await ws.subscribe("v4_orderbook", "BTC-USD")
-        await _until(lambda: bool(first), limit=5)
+        await until(lambda: bool(first), limit=5)
         await ws.close()
     assert first[0] - handshake_done < 2.0

@@ -399,6 +399,13 @@ def test_render_query_rules() -> None:
         render_query({"n": Decimal("NaN")})
 
 
+async def refused_before_sending(indexer: FakeIndexer, client: HttpClient, call: Call) -> None:
+    """``call`` raises ConfigError, and no request reached the indexer."""
+    with pytest.raises(ConfigError):
+        await call(client)
+    assert indexer.seen == []
+
+
 @pytest.mark.parametrize(
     "call",
     [
@@ -421,9 +428,7 @@ def test_render_query_rules() -> None:
 async def test_invalid_arguments_raise_config_error_without_a_request(
     indexer: FakeIndexer, client: HttpClient, call: Call
 ) -> None:
-    with pytest.raises(ConfigError):
-        await call(client)
-    assert indexer.seen == []
+    await refused_before_sending(indexer, client, call)
 
 
 @pytest.mark.parametrize("url", ["indexer.dydx.trade", "https://indexer.dydx.trade/v4", "ftp://x"])
@@ -468,9 +473,7 @@ async def test_unencodable_text_in_a_url_is_config_error(
     indexer: FakeIndexer, client: HttpClient, call: Call
 ) -> None:
     # A lone surrogate cannot be UTF-8 percent-encoded; it used to escape as UnicodeEncodeError.
-    with pytest.raises(ConfigError):
-        await call(client)
-    assert indexer.seen == []
+    await refused_before_sending(indexer, client, call)
 
 
 def test_render_query_refuses_unencodable_text() -> None:

@@ -6,7 +6,7 @@ import asyncio
 import socket
 
 import pytest
-from _emulator import control
+from _emulator import control, until
 
 from nautilus_dydx.core.errors import ConfigError, ConnectError, SubscriptionError, TransportTimeout
 from nautilus_dydx.emulator.app import Emulator
@@ -23,13 +23,18 @@ from nautilus_dydx.schemas.stream import (
 from nautilus_dydx.transport.ws import WsClient
 
 
-async def _until(predicate, limit: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
+def snapshots(events: list[MarketStreamMsg]) -> int:
+    """How many order-book snapshots are among ``events``."""
+    return sum(isinstance(e, OrderbookSubscribed) for e in events)
+
+
+async def record_book(ws: WsClient, ticker: str) -> list[MarketStreamMsg]:
+    """Record every message ``ws`` delivers, subscribe to ``ticker``'s book and wait for its snapshot."""
+    events: list[MarketStreamMsg] = []
+    ws.add_callback(events.append)
+    await ws.subscribe(Channel.ORDERBOOK, ticker)
+    await until(lambda: snapshots(events) >= 1)
+    return events
 
 
 @pytest.fixture
@@ -63,13 +68,10 @@ async def test_tcp_nodelay_is_on(emu: Emulator) -> None:
 
 
 async def test_reconnect_replays_subscriptions_after_drop(emu: Emulator) -> None:
-    events: list[MarketStreamMsg] = []
     async with WsClient(emu.ws_url) as ws:
-        ws.add_callback(events.append)
-        await ws.subscribe(Channel.ORDERBOOK, "BTC-USD")
-        await _until(lambda: any(isinstance(e, OrderbookSubscribed) for e in events))
+        events = await record_book(ws, "BTC-USD")
         await control(emu, "POST", "/emulator/faults/ws/drop", {})
-        await _until(lambda: sum(isinstance(e, OrderbookSubscribed) for e in events) >= 2)
+        await until(lambda: snapshots(events) >= 2)
         assert ws.stats.reconnects == 1
     kinds = [type(e) for e in events]
     assert Reconnecting in kinds
@@ -79,26 +81,20 @@ async def test_reconnect_replays_subscriptions_after_drop(emu: Emulator) -> None
 
 
 async def test_watchdog_reconnects_a_stalled_socket(emu: Emulator) -> None:
-    events: list[MarketStreamMsg] = []
     async with WsClient(emu.ws_url, watchdog_timeout=0.4) as ws:
-        ws.add_callback(events.append)
-        await ws.subscribe(Channel.ORDERBOOK, "ETH-USD")
-        await _until(lambda: any(isinstance(e, OrderbookSubscribed) for e in events))
+        events = await record_book(ws, "ETH-USD")
         await control(emu, "POST", "/emulator/faults/ws/stall", {"seconds": 3})
-        await _until(lambda: ws.stats.watchdog_trips >= 1, limit=15)
-        await _until(lambda: sum(isinstance(e, OrderbookSubscribed) for e in events) >= 2, limit=15)
+        await until(lambda: ws.stats.watchdog_trips >= 1)
+        await until(lambda: snapshots(events) >= 2)
 
 
 async def test_internal_error_resubscribes_on_the_same_socket(emu: Emulator) -> None:
-    events: list[MarketStreamMsg] = []
     async with WsClient(emu.ws_url) as ws:
-        ws.add_callback(events.append)
-        await ws.subscribe(Channel.ORDERBOOK, "BTC-USD")
-        await _until(lambda: any(isinstance(e, OrderbookSubscribed) for e in events))
+        events = await record_book(ws, "BTC-USD")
         await control(
             emu, "POST", "/emulator/faults/ws/internal-error", {"channel": "v4_orderbook", "id": "BTC-USD"}
         )
-        await _until(lambda: sum(isinstance(e, OrderbookSubscribed) for e in events) >= 2)
+        await until(lambda: snapshots(events) >= 2)
         assert ws.stats.resubscribes == 1
         assert ws.stats.reconnects == 0
 
@@ -123,7 +119,7 @@ async def test_subscriptions_are_spread_over_sockets(emu: Emulator) -> None:
         ws.add_callback(events.append)
         for ticker in ("BTC-USD", "ETH-USD", "SOL-USD"):
             await ws.subscribe(Channel.ORDERBOOK, ticker)
-        await _until(lambda: sum(isinstance(e, OrderbookSubscribed) for e in events) == 3)
+        await until(lambda: snapshots(events) == 3)
         assert ws.connection_count == 2
         assert {e.id for e in events if isinstance(e, OrderbookSubscribed)} == {
             "BTC-USD",
@@ -162,12 +158,9 @@ async def test_failing_callback_is_counted_not_raised(emu: Emulator) -> None:
     def boom(msg: MarketStreamMsg) -> None:
         raise RuntimeError("handler bug")
 
-    seen: list[MarketStreamMsg] = []
     async with WsClient(emu.ws_url) as ws:
         ws.add_callback(boom)
-        ws.add_callback(seen.append)
-        await ws.subscribe(Channel.ORDERBOOK, "BTC-USD")
-        await _until(lambda: any(isinstance(e, OrderbookSubscribed) for e in seen))
+        await record_book(ws, "BTC-USD")
         assert ws.stats.callback_errors >= 1
 
 
@@ -198,10 +191,10 @@ async def test_concurrent_first_subscribes_share_one_socket(emu: Emulator) -> No
     await asyncio.gather(
         ws.subscribe(Channel.ORDERBOOK, "BTC-USD"), ws.subscribe(Channel.ORDERBOOK, "ETH-USD")
     )
-    await _until(lambda: sum(isinstance(e, OrderbookSubscribed) for e in events) == 2)
+    await until(lambda: snapshots(events) == 2)
     await asyncio.sleep(0.2)
     assert sum(isinstance(e, Connected) for e in events) == 1
-    assert sum(isinstance(e, OrderbookSubscribed) for e in events) == 2
+    assert snapshots(events) == 2
     assert ws.connection_count == 1
     await ws.close()
     assert ws.connection_count == 0
@@ -277,8 +270,8 @@ async def test_an_undecodable_frame_heals_its_subscription_without_dropping_the_
         async with WsClient(f"ws://127.0.0.1:{port}/v4/ws") as ws:
             ws.add_callback(events.append)
             await ws.subscribe(Channel.ORDERBOOK, "BTC-USD")
-            await _until(lambda: state["subscribes"] == 2)
-            await _until(lambda: sum(isinstance(e, OrderbookSubscribed) for e in events) == 2)
+            await until(lambda: state["subscribes"] == 2)
+            await until(lambda: snapshots(events) == 2)
             assert ws.stats.decode_errors == 1
             assert ws.stats.reconnects == 0
             errors = [e for e in events if isinstance(e, StreamError)]
