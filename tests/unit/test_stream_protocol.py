@@ -65,6 +65,15 @@ def trades_data(mid: int, ticker: str = "BTC-USD") -> bytes:
     )
 
 
+def with_btc_book() -> StreamProtocol:
+    """A protocol on connection c1 whose BTC-USD order book is subscribed (snapshot: message 1)."""
+    p = StreamProtocol()
+    p.receive(connected())
+    p.subscribe(Subscription.orderbook("BTC-USD"))
+    p.receive(ob_subscribed(1))
+    return p
+
+
 # -- encoders -------------------------------------------------------------------------------------
 
 
@@ -306,10 +315,7 @@ def test_decode_error_leaves_state_unchanged() -> None:
 
 
 def test_snapshot_with_lower_id_is_not_a_gap() -> None:
-    p = StreamProtocol()
-    p.receive(connected())
-    p.subscribe(Subscription.orderbook("BTC-USD"))
-    p.receive(ob_subscribed(1))
+    p = with_btc_book()
     p.subscribe(Subscription.trades("BTC-USD"))
     # the trades request took id 2; orderbook data 3, 4 arrive before its snapshot
     p.receive(ob_data(3))
@@ -324,11 +330,8 @@ def test_snapshot_with_lower_id_is_not_a_gap() -> None:
 
 
 def test_gap_with_one_subscription_is_attributed_to_it() -> None:
-    p = StreamProtocol()
-    p.receive(connected())
+    p = with_btc_book()
     sub = Subscription.orderbook("BTC-USD")
-    p.subscribe(sub)
-    p.receive(ob_subscribed(1))
     p.receive(ob_data(2))
     p.receive(ob_data(5))
     (gap,) = p.drain_gaps()
@@ -350,21 +353,15 @@ def test_gap_with_one_subscription_is_attributed_to_it() -> None:
 
 
 def test_no_gap_detection_while_a_subscribe_is_pending() -> None:
-    p = StreamProtocol()
-    p.receive(connected())
-    p.subscribe(Subscription.orderbook("BTC-USD"))
-    p.receive(ob_subscribed(1))
+    p = with_btc_book()
     p.subscribe(Subscription.trades("BTC-USD"))
     p.receive(ob_data(3))  # id 2 is the pending subscribe's
     assert p.drain_gaps() == []
 
 
 def test_out_of_order_update_is_counted() -> None:
-    p = StreamProtocol()
-    p.receive(connected())
+    p = with_btc_book()
     sub = Subscription.orderbook("BTC-USD")
-    p.subscribe(sub)
-    p.receive(ob_subscribed(1))
     p.receive(ob_data(2))
     p.receive(ob_data(2))
     state = p.state(sub)
