@@ -86,6 +86,12 @@ def _provider(fake: FakeHttp, **kwargs: Any) -> InstrumentProvider:
     return InstrumentProvider(cast(HttpClient, fake), **kwargs)
 
 
+def _clocked_provider(ttl: float) -> tuple[FakeHttp, Clock, InstrumentProvider]:
+    """A provider over the standard markets, on a clock the test moves by hand."""
+    fake, clock = FakeHttp(_markets()), Clock()
+    return fake, clock, _provider(fake, ttl=ttl, clock=clock)
+
+
 # -- Instrument ------------------------------------------------------------------------------------
 
 
@@ -341,9 +347,7 @@ async def test_get_fetches_one_market_when_absent() -> None:
 
 
 async def test_ttl_expiry_refetches() -> None:
-    fake = FakeHttp(_markets())
-    clock = Clock()
-    provider = _provider(fake, ttl=10.0, clock=clock)
+    fake, clock, provider = _clocked_provider(ttl=10.0)
     await provider.get("BTC-USD")
     clock.now += 9.999
     await provider.get("BTC-USD")
@@ -366,9 +370,7 @@ async def test_zero_ttl_always_fetches() -> None:
 
 
 async def test_failed_refresh_raises_and_keeps_stale_entry() -> None:
-    fake = FakeHttp(_markets())
-    clock = Clock()
-    provider = _provider(fake, ttl=5.0, clock=clock)
+    fake, clock, provider = _clocked_provider(ttl=5.0)
     await provider.get("BTC-USD")
     clock.now += 6
     fake.fail = HttpError("503", status=503)
@@ -416,9 +418,7 @@ async def test_unknown_ticker_lists_close_matches() -> None:
 
 
 async def test_delisted_market_is_dropped() -> None:
-    fake = FakeHttp(_markets())
-    clock = Clock()
-    provider = _provider(fake, ttl=1.0, clock=clock)
+    fake, clock, provider = _clocked_provider(ttl=1.0)
     await provider.get("OLD-USD")
     del fake.markets["OLD-USD"]
     clock.now += 2
@@ -464,9 +464,7 @@ async def test_refresh_and_invalidate() -> None:
 
 
 async def test_concurrent_gets_of_a_stale_entry_make_one_request() -> None:
-    fake = FakeHttp(_markets())
-    clock = Clock()
-    provider = _provider(fake, ttl=1.0, clock=clock)
+    fake, clock, provider = _clocked_provider(ttl=1.0)
     await provider.get("BTC-USD")
     clock.now += 5
     fake.gate = asyncio.Event()
