@@ -7,6 +7,7 @@ import math
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -232,21 +233,16 @@ def test_from_indexer_parses_and_cross_checks() -> None:
         step_size="0.00010",
     )
     assert params == BTC
+    btc: dict[str, Any] = {
+        "atomic_resolution": -10,
+        "quantum_conversion_exponent": -9,
+        "step_base_quantums": 1_000_000,
+        "subticks_per_tick": 100_000,
+    }
     with pytest.raises(ConfigError, match=r"tick_size 0\.1 disagrees with 1"):
-        MarketParams.from_indexer(
-            atomic_resolution=-10,
-            quantum_conversion_exponent=-9,
-            step_base_quantums=1_000_000,
-            subticks_per_tick=100_000,
-            tick_size="0.1",
-        )
+        MarketParams.from_indexer(**btc, tick_size="0.1")
     with pytest.raises(ConfigError, match="step_base_quantums must be an integer"):
-        MarketParams.from_indexer(
-            atomic_resolution=-10,
-            quantum_conversion_exponent=-9,
-            step_base_quantums="1e6",
-            subticks_per_tick=100_000,
-        )
+        MarketParams.from_indexer(**(btc | {"step_base_quantums": "1e6"}))
     with pytest.raises(ConfigError, match="step_size"):
         MarketParams.from_indexer(
             atomic_resolution=-10,
