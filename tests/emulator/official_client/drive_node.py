@@ -60,6 +60,21 @@ async def market(indexer_url: str) -> Market:
     return Market(markets["markets"][TICKER])
 
 
+async def trader(indexer_url: str, target: str, mnemonic: str) -> tuple[NodeClient, Wallet, Market]:
+    """A node connection, the mnemonic's wallet on it and the BTC-USD market: what every order command needs."""
+    node = await connect(indexer_url, target)
+    wallet = await Wallet.from_mnemonic(node, mnemonic, address_of(mnemonic))
+    return node, wallet, await market(indexer_url)
+
+
+def small_order(
+    btc: Market, wallet: Wallet, client_id: int, flags: Any, kind: Any, side: Any, **kw: Any
+) -> Any:
+    """A 0.0001 BTC order of the wallet's subaccount 0, not reduce-only; ``kw`` has price, expiry and the rest."""
+    order_id = btc.order_id(wallet.address, 0, client_id, flags)
+    return btc.order(order_id, kind, side, size=0.0001, reduce_only=False, **kw)
+
+
 def tx_result(response: Any) -> dict[str, Any]:
     tx = response.tx_response
     return {"code": tx.code, "codespace": tx.codespace, "raw_log": tx.raw_log, "txhash": tx.txhash}
@@ -113,17 +128,16 @@ async def query(indexer_url: str, target: str, mnemonic: str) -> dict[str, Any]:
 
 
 async def ioc(indexer_url: str, target: str, mnemonic: str, client_id: int, price: float) -> dict[str, Any]:
-    node = await connect(indexer_url, target)
-    wallet = await Wallet.from_mnemonic(node, mnemonic, address_of(mnemonic))
-    btc = await market(indexer_url)
-    order = btc.order(
-        btc.order_id(wallet.address, 0, client_id, OrderFlags.SHORT_TERM),
+    node, wallet, btc = await trader(indexer_url, target, mnemonic)
+    order = small_order(
+        btc,
+        wallet,
+        client_id,
+        OrderFlags.SHORT_TERM,
         OrderType.MARKET,
         Order.Side.SIDE_BUY,
-        size=0.0001,
         price=price,
         time_in_force=Order.TimeInForce.TIME_IN_FORCE_IOC,
-        reduce_only=False,
         good_til_block=await node.latest_block_height() + 10,
     )
     return tx_result(await node.place_order(wallet, order))
@@ -132,17 +146,16 @@ async def ioc(indexer_url: str, target: str, mnemonic: str, client_id: int, pric
 async def place(
     indexer_url: str, target: str, mnemonic: str, client_id: int, price: float, gtbt: int
 ) -> dict[str, Any]:
-    node = await connect(indexer_url, target)
-    wallet = await Wallet.from_mnemonic(node, mnemonic, address_of(mnemonic))
-    btc = await market(indexer_url)
-    order = btc.order(
-        btc.order_id(wallet.address, 0, client_id, OrderFlags.LONG_TERM),
+    node, wallet, btc = await trader(indexer_url, target, mnemonic)
+    order = small_order(
+        btc,
+        wallet,
+        client_id,
+        OrderFlags.LONG_TERM,
         OrderType.LIMIT,
         Order.Side.SIDE_BUY,
-        size=0.0001,
         price=price,
         time_in_force=Order.TimeInForce.TIME_IN_FORCE_UNSPECIFIED,
-        reduce_only=False,
         good_til_block_time=gtbt,
     )
     result = tx_result(await node.place_order(wallet, order))
@@ -151,9 +164,7 @@ async def place(
 
 
 async def cancel(indexer_url: str, target: str, mnemonic: str, client_id: int, gtbt: int) -> dict[str, Any]:
-    node = await connect(indexer_url, target)
-    wallet = await Wallet.from_mnemonic(node, mnemonic, address_of(mnemonic))
-    btc = await market(indexer_url)
+    node, wallet, btc = await trader(indexer_url, target, mnemonic)
     order_id = btc.order_id(wallet.address, 0, client_id, OrderFlags.LONG_TERM)
     return tx_result(await node.cancel_order(wallet, order_id, good_til_block_time=gtbt))
 
@@ -161,17 +172,16 @@ async def cancel(indexer_url: str, target: str, mnemonic: str, client_id: int, g
 async def stop(
     indexer_url: str, target: str, mnemonic: str, client_id: int, trigger: float, price: float, gtbt: int
 ) -> dict[str, Any]:
-    node = await connect(indexer_url, target)
-    wallet = await Wallet.from_mnemonic(node, mnemonic, address_of(mnemonic))
-    btc = await market(indexer_url)
-    order = btc.order(
-        btc.order_id(wallet.address, 0, client_id, OrderFlags.CONDITIONAL),
+    node, wallet, btc = await trader(indexer_url, target, mnemonic)
+    order = small_order(
+        btc,
+        wallet,
+        client_id,
+        OrderFlags.CONDITIONAL,
         OrderType.STOP_LIMIT,
         Order.Side.SIDE_SELL,
-        size=0.0001,
         price=price,
         time_in_force=Order.TimeInForce.TIME_IN_FORCE_UNSPECIFIED,
-        reduce_only=False,
         good_til_block_time=gtbt,
         execution=OrderExecution.DEFAULT,
         # The client maps STOP_LIMIT to an unspecified condition; its examples pass it explicitly.
@@ -184,20 +194,19 @@ async def stop(
 async def batch(
     indexer_url: str, target: str, mnemonic: str, first: int, second: int, price: float
 ) -> dict[str, Any]:
-    node = await connect(indexer_url, target)
-    wallet = await Wallet.from_mnemonic(node, mnemonic, address_of(mnemonic))
-    btc = await market(indexer_url)
+    node, wallet, btc = await trader(indexer_url, target, mnemonic)
     height = await node.latest_block_height()
     placed = []
     for client_id in (first, second):
-        order = btc.order(
-            btc.order_id(wallet.address, 0, client_id, OrderFlags.SHORT_TERM),
+        order = small_order(
+            btc,
+            wallet,
+            client_id,
+            OrderFlags.SHORT_TERM,
             OrderType.LIMIT,
             Order.Side.SIDE_BUY,
-            size=0.0001,
             price=price,
             time_in_force=Order.TimeInForce.TIME_IN_FORCE_UNSPECIFIED,
-            reduce_only=False,
             good_til_block=height + 20,
         )
         placed.append(tx_result(await node.place_order(wallet, order)))
