@@ -36,6 +36,8 @@ from v4_proto.dydxprotocol.clob.tx_pb2 import OrderBatch
 from v4_proto.dydxprotocol.subaccounts.subaccount_pb2 import SubaccountId
 
 TICKER = "BTC-USD"
+BUY = Order.Side.SIDE_BUY
+SHORT_TERM, LONG_TERM = OrderFlags.SHORT_TERM, OrderFlags.LONG_TERM
 
 
 def big_int(raw: Any) -> int:
@@ -70,7 +72,9 @@ async def trader(indexer_url: str, target: str, mnemonic: str) -> tuple[NodeClie
 def small_order(
     btc: Market, wallet: Wallet, client_id: int, flags: Any, kind: Any, side: Any, **kw: Any
 ) -> Any:
-    """A 0.0001 BTC order of the wallet's subaccount 0, not reduce-only; ``kw`` has price, expiry and the rest."""
+    """A 0.0001 BTC order of the wallet's subaccount 0, not reduce-only, with no time in force unless
+    ``kw`` names one; ``kw`` has its price and expiry too."""
+    kw.setdefault("time_in_force", Order.TimeInForce.TIME_IN_FORCE_UNSPECIFIED)
     order_id = btc.order_id(wallet.address, 0, client_id, flags)
     return btc.order(order_id, kind, side, size=0.0001, reduce_only=False, **kw)
 
@@ -133,9 +137,9 @@ async def ioc(indexer_url: str, target: str, mnemonic: str, client_id: int, pric
         btc,
         wallet,
         client_id,
-        OrderFlags.SHORT_TERM,
+        SHORT_TERM,
         OrderType.MARKET,
-        Order.Side.SIDE_BUY,
+        BUY,
         price=price,
         time_in_force=Order.TimeInForce.TIME_IN_FORCE_IOC,
         good_til_block=await node.latest_block_height() + 10,
@@ -148,15 +152,7 @@ async def place(
 ) -> dict[str, Any]:
     node, wallet, btc = await trader(indexer_url, target, mnemonic)
     order = small_order(
-        btc,
-        wallet,
-        client_id,
-        OrderFlags.LONG_TERM,
-        OrderType.LIMIT,
-        Order.Side.SIDE_BUY,
-        price=price,
-        time_in_force=Order.TimeInForce.TIME_IN_FORCE_UNSPECIFIED,
-        good_til_block_time=gtbt,
+        btc, wallet, client_id, LONG_TERM, OrderType.LIMIT, BUY, price=price, good_til_block_time=gtbt
     )
     result = tx_result(await node.place_order(wallet, order))
     result["sequence_before"] = wallet.sequence
@@ -165,7 +161,7 @@ async def place(
 
 async def cancel(indexer_url: str, target: str, mnemonic: str, client_id: int, gtbt: int) -> dict[str, Any]:
     node, wallet, btc = await trader(indexer_url, target, mnemonic)
-    order_id = btc.order_id(wallet.address, 0, client_id, OrderFlags.LONG_TERM)
+    order_id = btc.order_id(wallet.address, 0, client_id, LONG_TERM)
     return tx_result(await node.cancel_order(wallet, order_id, good_til_block_time=gtbt))
 
 
@@ -181,7 +177,6 @@ async def stop(
         OrderType.STOP_LIMIT,
         Order.Side.SIDE_SELL,
         price=price,
-        time_in_force=Order.TimeInForce.TIME_IN_FORCE_UNSPECIFIED,
         good_til_block_time=gtbt,
         execution=OrderExecution.DEFAULT,
         # The client maps STOP_LIMIT to an unspecified condition; its examples pass it explicitly.
@@ -199,15 +194,7 @@ async def batch(
     placed = []
     for client_id in (first, second):
         order = small_order(
-            btc,
-            wallet,
-            client_id,
-            OrderFlags.SHORT_TERM,
-            OrderType.LIMIT,
-            Order.Side.SIDE_BUY,
-            price=price,
-            time_in_force=Order.TimeInForce.TIME_IN_FORCE_UNSPECIFIED,
-            good_til_block=height + 20,
+            btc, wallet, client_id, SHORT_TERM, OrderType.LIMIT, BUY, price=price, good_til_block=height + 20
         )
         placed.append(tx_result(await node.place_order(wallet, order)))
     response = await node.batch_cancel_orders(
