@@ -433,49 +433,30 @@ def test_from_env_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -
     assert DydxConfig.from_env().subaccount_number == 128
 
 
+def local_env(**variables: str) -> dict[str, str]:
+    """An environment naming the local network, with ``variables`` besides."""
+    return {"DYDX_NETWORK": "local", **variables}
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
         ({}, "DYDX_NETWORK is not set"),
         ({"DYDX_NETWORK": "devnet"}, "DYDX_NETWORK: unknown network 'devnet'"),
-        ({"DYDX_NETWORK": "local", "DYDX_SUBACCOUNT": "-1"}, "DYDX_SUBACCOUNT: expected an integer"),
-        (
-            {"DYDX_NETWORK": "local", "DYDX_SUBACCOUNT": "200000"},
-            "DYDX_SUBACCOUNT: subaccount_number must be in",
-        ),
-        ({"DYDX_NETWORK": "local", "DYDX_GRPC_TLS": "maybe"}, "DYDX_GRPC_TLS: expected a boolean"),
-        ({"DYDX_NETWORK": "local", "DYDX_VERIFY_TLS": "2"}, "DYDX_VERIFY_TLS: expected a boolean"),
-        (
-            {"DYDX_NETWORK": "local", "DYDX_REQUEST_TIMEOUT": "soon"},
-            "DYDX_REQUEST_TIMEOUT: expected a number",
-        ),
-        (
-            {"DYDX_NETWORK": "local", "DYDX_REQUEST_TIMEOUT": "-3"},
-            "DYDX_REQUEST_TIMEOUT: request_timeout must be",
-        ),
-        (
-            {"DYDX_NETWORK": "local", "DYDX_REQUEST_TIMEOUT": "nan"},
-            "DYDX_REQUEST_TIMEOUT: request_timeout must be",
-        ),
-        ({"DYDX_NETWORK": "local", "DYDX_GRPC_TARGET": "https://x"}, "DYDX_GRPC_TARGET: gRPC target must be"),
-        (
-            {"DYDX_NETWORK": "local", "DYDX_INDEXER_URL": "ftp://x"},
-            "DYDX_INDEXER_URL: indexer_http_url must use",
-        ),
-        (
-            {"DYDX_NETWORK": "local", "DYDX_WS_URL": "http://x"},
-            "DYDX_WS_URL: indexer_ws_url must use ws or wss",
-        ),
-        (
-            {"DYDX_NETWORK": "local", "DYDX_MNEMONIC": "one two three"},
-            "DYDX_MNEMONIC: mnemonic is not a valid",
-        ),
-        ({"DYDX_NETWORK": "local", "DYDX_PRIVATE_KEY": "xyz"}, "DYDX_PRIVATE_KEY: private key must be"),
+        (local_env(DYDX_SUBACCOUNT="-1"), "DYDX_SUBACCOUNT: expected an integer"),
+        (local_env(DYDX_SUBACCOUNT="200000"), "DYDX_SUBACCOUNT: subaccount_number must be in"),
+        (local_env(DYDX_GRPC_TLS="maybe"), "DYDX_GRPC_TLS: expected a boolean"),
+        (local_env(DYDX_VERIFY_TLS="2"), "DYDX_VERIFY_TLS: expected a boolean"),
+        (local_env(DYDX_REQUEST_TIMEOUT="soon"), "DYDX_REQUEST_TIMEOUT: expected a number"),
+        (local_env(DYDX_REQUEST_TIMEOUT="-3"), "DYDX_REQUEST_TIMEOUT: request_timeout must be"),
+        (local_env(DYDX_REQUEST_TIMEOUT="nan"), "DYDX_REQUEST_TIMEOUT: request_timeout must be"),
+        (local_env(DYDX_GRPC_TARGET="https://x"), "DYDX_GRPC_TARGET: gRPC target must be"),
+        (local_env(DYDX_INDEXER_URL="ftp://x"), "DYDX_INDEXER_URL: indexer_http_url must use"),
+        (local_env(DYDX_WS_URL="http://x"), "DYDX_WS_URL: indexer_ws_url must use ws or wss"),
+        (local_env(DYDX_MNEMONIC="one two three"), "DYDX_MNEMONIC: mnemonic is not a valid"),
+        (local_env(DYDX_PRIVATE_KEY="xyz"), "DYDX_PRIVATE_KEY: private key must be"),
         ({"DYDX_NETWORK": "mainnet", "DYDX_VERIFY_TLS": "off"}, "insecure transport on mainnet"),
-        (
-            {"DYDX_NETWORK": "local", "DYDX_MNEMONIC": MNEMONIC, "DYDX_PRIVATE_KEY": PRIVATE_KEY},
-            "either mnemonic or private_key",
-        ),
+        (local_env(DYDX_MNEMONIC=MNEMONIC, DYDX_PRIVATE_KEY=PRIVATE_KEY), "either mnemonic or private_key"),
     ],
 )
 def test_from_env_errors_name_the_variable(env: dict[str, str], message: str) -> None:
