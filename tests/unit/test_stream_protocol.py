@@ -39,15 +39,14 @@ def ob_subscribed(mid: int, ticker: str = "BTC-USD") -> bytes:
     )
 
 
-def ob_data(mid: int, ticker: str = "BTC-USD") -> bytes:
+def channel_data(mid: int, channel: str, ticker: str, version: str, contents: object) -> bytes:
     return frame(
-        type="channel_data",
-        message_id=mid,
-        id=ticker,
-        channel="v4_orderbook",
-        version="1.0.0",
-        contents={"bids": [["1", "1"]]},
+        type="channel_data", message_id=mid, id=ticker, channel=channel, version=version, contents=contents
     )
+
+
+def ob_data(mid: int, ticker: str = "BTC-USD") -> bytes:
+    return channel_data(mid, "v4_orderbook", ticker, "1.0.0", {"bids": [["1", "1"]]})
 
 
 def trades_subscribed(mid: int, ticker: str = "BTC-USD") -> bytes:
@@ -55,14 +54,7 @@ def trades_subscribed(mid: int, ticker: str = "BTC-USD") -> bytes:
 
 
 def trades_data(mid: int, ticker: str = "BTC-USD") -> bytes:
-    return frame(
-        type="channel_data",
-        message_id=mid,
-        id=ticker,
-        channel="v4_trades",
-        version="2.1.0",
-        contents={"trades": []},
-    )
+    return channel_data(mid, "v4_trades", ticker, "2.1.0", {"trades": []})
 
 
 def with_btc_book() -> StreamProtocol:
