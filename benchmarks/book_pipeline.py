@@ -1,11 +1,15 @@
 """Acceptance benchmark of the order-book pipeline: frames/s of decode -> book -> quote.
 
-One run times three paths over the same generated stream (``benchmarks.streamgen``) and reports
+One run times these paths over the same generated stream (``benchmarks.streamgen``) and reports
 their ratios, all measured in that run:
 
 ``floor``
     ``msgspec.json.Decoder(_FloorFrame).decode`` of every frame, contents included, into typed
     Structs in one pass: the least any consumer that reads the data must pay.
+``ladder: store|event|prices|keys``
+    :func:`run_ladder`: the floor plus the least pure-Python work of each further stage of a book
+    (a dict write per level; one event to a handler; integer price keys; validated integer sizes),
+    cumulatively: where 3x of the floor sits for any pure-Python book.
 ``ours``
     :func:`run_ours`: nautilus-dydx's real pipeline, ``StreamProtocol().receive`` then
     ``DataClient.feed`` (book, uncrossing, ``BookDeltas``/``BookRepair``/``Quote`` events) with
@@ -61,6 +65,7 @@ from benchmarks.streamgen import (
 
 __all__ = [
     "DESCRIPTION",
+    "LADDER_STAGES",
     "NAUTILUS_VERSION",
     "BenchmarkSetupError",
     "OursUnavailable",
@@ -68,6 +73,7 @@ __all__ = [
     "ensure_nautilus_venv",
     "main",
     "run_floor",
+    "run_ladder",
     "run_nautilus",
     "run_ours",
 ]
@@ -145,6 +151,191 @@ def run_floor(frames: Sequence[bytes]) -> dict[str, Any]:
     for raw in frames:
         last = decode(raw)
     return {"last_message_id": None if last is None else last.message_id}
+
+
+# -- (b) the pure-Python ladder -------------------------------------------------------------------
+#
+# Reference consumers, each the floor plus the least pure-Python work of one more pipeline stage,
+# cumulatively. They are not pipelines (no sorted prices, no uncrossing, no sequencing, no quotes,
+# batch frames skipped); they show how much of the 3x budget the bare interpreter work of keeping a
+# book costs, measured in the same run. The loops are written out per side on purpose: a shared
+# helper or a loop over the sides costs ~150 ns a frame, and a bound must not carry overhead.
+
+LADDER_STAGES = ("store", "event", "prices", "keys")
+
+
+class _LadderEvent(msgspec.Struct, frozen=True, gc=False):
+    """As small as an event can be: the market, the update and its message id."""
+
+    ticker: str | None
+    contents: _FloorContents
+    offset: int
+
+
+def run_ladder(
+    frames: Sequence[bytes], stage: str, tick_size: str = "1", step_size: str = "0.0001"
+) -> dict[str, Any]:
+    """One rung of the ladder over the stream: the snapshot, then the single ``channel_data`` updates.
+
+    Args:
+        frames: The stream.
+        stage: ``store``: the floor, then each level written into a dict per side keyed by the
+            price *string* (size ``"0"`` deletes): the least state a book can keep. ``event``:
+            ``store`` plus one event Struct per frame handed to one handler. ``prices``: ``event``
+            with integer price keys (through a string->int cache, as ``OrderBook.apply_sides``
+            does) and the size strings kept as sent, unchecked. ``keys``: ``prices`` with the
+            sizes validated and scaled to integers inline, as ``OrderBook.apply_sides`` does.
+        tick_size: The market's tick size (the price precision of ``prices`` and ``keys``).
+        step_size: The market's step size (the size precision of ``keys``).
+
+    Returns:
+        ``{"events", "final"}``: events handled, and the final top of book and level counts in
+        the form :func:`check_book` compares (so the work cannot be skipped, and must be right).
+
+    Raises:
+        ValueError: an unknown stage, or a size the ``keys`` rung cannot convert.
+    """
+    if stage not in LADDER_STAGES:
+        raise ValueError(f"unknown ladder stage {stage!r}; one of {LADDER_STAGES}")
+    events = [0]
+
+    def handler(event: _LadderEvent) -> None:
+        events[0] += 1
+
+    on_event = handler if stage != "store" else None
+    price_places = len(tick_size.partition(".")[2].rstrip("0"))
+    size_places = len(step_size.partition(".")[2].rstrip("0"))
+    bids: dict[Any, Any] = {}
+    asks: dict[Any, Any] = {}
+    if stage == "keys":
+        _ladder_keys(frames, on_event, bids, asks, price_places, size_places)
+    else:
+        price_key = str if stage != "prices" else (lambda text: int(Decimal(text).scaleb(price_places)))
+        _ladder_store(frames, on_event, bids, asks, price_key)
+
+    def human(value: Any, places: int) -> str:
+        return _norm(value if isinstance(value, str) else str(Decimal(value).scaleb(-places))) or ""
+
+    def best(side: dict[Any, Any], pick: Callable[..., Any]) -> Any:
+        return pick(side, key=lambda k: Decimal(human(k, price_places)), default=None)
+
+    top_bid, top_ask = best(bids, max), best(asks, min)
+    final = {
+        "best_bid": None if top_bid is None else human(top_bid, price_places),
+        "best_bid_size": None if top_bid is None else human(bids[top_bid], size_places),
+        "best_ask": None if top_ask is None else human(top_ask, price_places),
+        "best_ask_size": None if top_ask is None else human(asks[top_ask], size_places),
+        "bid_levels": len(bids),
+        "ask_levels": len(asks),
+    }
+    return {"events": events[0], "final": final}
+
+
+def _ladder_snapshot(
+    frame: _FloorFrame,
+    bids: dict[Any, Any],
+    asks: dict[Any, Any],
+    price_key: Callable[[str], Any],
+    size_value: Callable[[str], Any],
+) -> None:
+    """Load a ``subscribed`` order-book snapshot (once per stream: not part of the bound)."""
+    contents = frame.contents
+    if frame.type != "subscribed" or not isinstance(contents, _FloorContents):
+        return
+    for side, levels in ((bids, contents.bids), (asks, contents.asks)):
+        for level in levels:
+            price, size = (level.price, level.size) if isinstance(level, _FloorLevel) else level
+            side[price_key(price)] = size_value(size)
+
+
+def _ladder_store(
+    frames: Sequence[bytes],
+    handler: Callable[[_LadderEvent], None] | None,
+    bids: dict[Any, str],
+    asks: dict[Any, str],
+    price_key: Callable[[str], Any],
+) -> None:
+    """``store`` and ``event`` (price_key ``str``: no cache lookup at all) and ``prices``."""
+    decode = _FLOOR_DECODER.decode
+    cache = price_key is not str
+    prices: dict[str, Any] = {}
+    for raw in frames:
+        frame = decode(raw)
+        update = frame.contents
+        if frame.type != "channel_data" or type(update) is not _FloorContents:
+            _ladder_snapshot(frame, bids, asks, price_key, str)
+            continue
+        for price, size in update.bids:  # type: ignore[misc]
+            p = price
+            if cache and (p := prices.get(price)) is None:
+                p = prices[price] = price_key(price)
+            if size == "0":
+                bids.pop(p, None)
+            else:
+                bids[p] = size
+        for price, size in update.asks:  # type: ignore[misc]
+            p = price
+            if cache and (p := prices.get(price)) is None:
+                p = prices[price] = price_key(price)
+            if size == "0":
+                asks.pop(p, None)
+            else:
+                asks[p] = size
+        if handler is not None:
+            handler(_LadderEvent(frame.id, update, frame.message_id))
+
+
+def _ladder_keys(
+    frames: Sequence[bytes],
+    handler: Callable[[_LadderEvent], None] | None,
+    bids: dict[int, int],
+    asks: dict[int, int],
+    price_places: int,
+    size_places: int,
+) -> None:
+    """``keys``: integer prices through the cache, sizes validated and scaled inline."""
+    decode = _FLOOR_DECODER.decode
+    prices: dict[str, int] = {}
+    pow10 = tuple(10**k for k in range(size_places + 1))
+
+    def price_key(text: str) -> int:
+        return int(Decimal(text).scaleb(price_places))
+
+    def size_value(text: str) -> int:
+        return int(Decimal(text).scaleb(size_places))
+
+    for raw in frames:
+        frame = decode(raw)
+        update = frame.contents
+        if frame.type != "channel_data" or type(update) is not _FloorContents:
+            _ladder_snapshot(frame, bids, asks, price_key, size_value)
+            continue
+        for price, size in update.bids:  # type: ignore[misc]
+            p = prices.get(price)
+            if p is None:
+                p = prices[price] = price_key(price)
+            whole, _, frac = size.partition(".")
+            n = len(frac)
+            if not (n <= size_places and whole and (digits := whole + frac).isdigit() and size.isascii()):
+                raise ValueError(f"invalid size {size!r}")
+            if q := int(digits) * pow10[size_places - n]:
+                bids[p] = q
+            else:
+                bids.pop(p, None)
+        for price, size in update.asks:  # type: ignore[misc]
+            p = prices.get(price)
+            if p is None:
+                p = prices[price] = price_key(price)
+            whole, _, frac = size.partition(".")
+            n = len(frac)
+            if not (n <= size_places and whole and (digits := whole + frac).isdigit() and size.isascii()):
+                raise ValueError(f"invalid size {size!r}")
+            if q := int(digits) * pow10[size_places - n]:
+                asks[p] = q
+            else:
+                asks.pop(p, None)
+        if handler is not None:
+            handler(_LadderEvent(frame.id, update, frame.message_id))
 
 
 # -- (c) ours -------------------------------------------------------------------------------------
@@ -577,8 +768,20 @@ def run(args: argparse.Namespace) -> int:
     stream = load_or_generate(spec, out_dir)
     frames = stream.frames
     memory = not args.no_memory
-    results = [
-        _in_process("floor", run_floor, frames, args.repeat, memory, None),
+    results = [_in_process("floor", run_floor, frames, args.repeat, memory, None)]
+    # The ladder's rungs keep real (unsorted) books, checked like ours; their memory is not of interest.
+    for stage in LADDER_STAGES:
+        results.append(
+            _in_process(
+                f"ladder: {stage}",
+                lambda fr, stage=stage: run_ladder(fr, stage, spec.tick_size, spec.step_size),  # type: ignore[misc]
+                frames,
+                args.repeat,
+                False,
+                stream.expected,
+            )
+        )
+    results += [
         _in_process(
             "ours",
             lambda fr: run_ours(fr, spec.tick_size, spec.step_size),

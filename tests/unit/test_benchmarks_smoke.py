@@ -23,10 +23,12 @@ if str(ROOT) not in sys.path:
 
 from benchmarks._util import Timing, format_bytes, markdown_table, time_repeated  # noqa: E402
 from benchmarks.book_pipeline import (  # noqa: E402
+    LADDER_STAGES,
     OursUnavailable,
     _ratio,
     check_book,
     run_floor,
+    run_ladder,
     run_ours,
 )
 from benchmarks.streamgen import (  # noqa: E402
@@ -300,6 +302,29 @@ def test_ours_agrees_with_the_generator_when_available() -> None:
     assert check_book(summary["final"], stream.expected) == "match"
     assert summary["book_frames"] == 1 + stream.counts["book_update"] + stream.counts["book_batch"]
     assert summary["quotes"] >= 1
+
+
+@pytest.mark.parametrize("stage", LADDER_STAGES)
+@pytest.mark.parametrize("spec", [SMALL, StreamSpec(updates=400, seed=3, tick_size="0.1", step_size="0.001")])
+def test_every_ladder_rung_keeps_the_right_book(stage: str, spec: StreamSpec) -> None:
+    # The rungs are bounds, not pipelines, but each must still do the work: its final book is
+    # the generator's, and every rung past "store" hands one event per update to its handler.
+    stream = generate(spec)
+    summary = run_ladder(stream.frames, stage, spec.tick_size, spec.step_size)
+    assert check_book(summary["final"], stream.expected) == "match"
+    assert summary["events"] == (0 if stage == "store" else stream.counts["book_update"])
+
+
+def test_ladder_keys_rung_rejects_what_the_book_rejects() -> None:
+    stream = generate(SMALL)
+    update = stream.frames[2]
+    assert b'"0"]]' in update
+    for size in (b"0.00001", b"1e3", b"-1", b" 1"):  # 5 decimals at a 0.0001 step; not decimals
+        bad = update.replace(b'"0"]]', b'"' + size + b'"]]')
+        with pytest.raises(ValueError, match="invalid size"):
+            run_ladder([*stream.frames[:2], bad], "keys", SMALL.tick_size, SMALL.step_size)
+    with pytest.raises(ValueError, match="unknown ladder stage"):
+        run_ladder(stream.frames, "sorted")
 
 
 def test_check_book_spots_a_wrong_final_book() -> None:
