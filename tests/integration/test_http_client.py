@@ -431,6 +431,38 @@ async def test_invalid_arguments_raise_config_error_without_a_request(
     await refused_before_sending(indexer, client, call)
 
 
+_SUBACCOUNT_ROUTES = [
+    "get_subaccount",
+    "get_perpetual_positions",
+    "get_asset_positions",
+    "get_orders",
+    "get_fills",
+    "get_transfers",
+    "get_historical_pnl",
+]
+_PARENT_ROUTES = [
+    "get_parent_subaccount",
+    "get_parent_perpetual_positions",
+    "get_parent_asset_positions",
+    "get_parent_orders",
+    "get_parent_fills",
+    "get_parent_transfers",
+    "get_parent_historical_pnl",
+]
+
+
+@pytest.mark.parametrize(
+    ("route", "number"),
+    [(r, n) for r in _SUBACCOUNT_ROUTES for n in (-1, 128_001)]
+    + [(r, n) for r in _PARENT_ROUTES for n in (-1, 128)],
+)
+async def test_every_account_route_checks_its_subaccount_number(
+    indexer: FakeIndexer, client: HttpClient, route: str, number: int
+) -> None:
+    # Subaccounts are 0..128000 and parents 0..127 on the venue; each twin route checks its own.
+    await refused_before_sending(indexer, client, lambda c: getattr(c, route)(ADDRESS, number))
+
+
 @pytest.mark.parametrize("url", ["indexer.dydx.trade", "https://indexer.dydx.trade/v4", "ftp://x"])
 def test_bad_base_url(url: str) -> None:
     with pytest.raises(ConfigError):
