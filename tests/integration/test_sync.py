@@ -454,7 +454,19 @@ def test_stream_rejects_a_zero_bound() -> None:
 def test_runner_closed_under_a_waiting_reader_ends_the_stream() -> None:
     runner = LoopRunner()
     gate = threading.Event()
-    runner.loop.call_soon_threadsafe(gate.wait, 10)  # hold the loop so the pump cannot take a step
+    holding = threading.Event()
+
+    def hold() -> None:
+        holding.set()
+        gate.wait(10)
+
+    # Hold the loop inside one callback *before* the stream exists, so that the pump's start and the
+    # stop below both queue behind it and run in the same later iteration: the pump's first step
+    # would come one iteration after that, and the loop is stopped by then. (Queuing the hold
+    # without waiting for it to start let the loop sometimes take the hold and the pump's start in
+    # one iteration, and then the pump ran.)
+    runner.loop.call_soon_threadsafe(hold)
+    assert holding.wait(10)
     stream: SyncStream[int] = SyncStream(runner, lambda: _counting(3, [0]))
     results: list[Any] = []
     reader = threading.Thread(target=lambda: results.append(list(stream.items(timeout=None))))
