@@ -6,6 +6,8 @@ their ratios, all measured in that run:
 ``floor``
     ``msgspec.json.Decoder(_FloorFrame).decode`` of every frame, contents included, into typed
     Structs in one pass: the least any consumer that reads the data must pay.
+``untyped decode``
+    ``msgspec.json.decode(frame)`` into dicts, for reference (slower than the typed floor).
 ``ladder: store|event|prices|keys``
     :func:`run_ladder`: the floor plus the least pure-Python work of each further stage of a book
     (a dict write per level; one event to a handler; integer price keys; validated integer sizes),
@@ -76,6 +78,7 @@ __all__ = [
     "run_ladder",
     "run_nautilus",
     "run_ours",
+    "run_untyped",
 ]
 
 log = logging.getLogger("benchmarks.book_pipeline")
@@ -151,6 +154,22 @@ def run_floor(frames: Sequence[bytes]) -> dict[str, Any]:
     for raw in frames:
         last = decode(raw)
     return {"last_message_id": None if last is None else last.message_id}
+
+
+def run_untyped(frames: Sequence[bytes]) -> dict[str, Any]:
+    """``msgspec.json.decode(frame)`` with no type: dicts, lists and strings, nothing else.
+
+    Reported beside the floor for reference only: it is slower than the typed decode (building
+    dicts costs more than filling Structs), so the targets are judged against the typed floor.
+
+    Returns:
+        ``{"last_message_id": ...}`` (so the work cannot be skipped).
+    """
+    decode = msgspec.json.decode
+    last: Any = None
+    for raw in frames:
+        last = decode(raw)
+    return {"last_message_id": None if last is None else last["message_id"]}
 
 
 # -- (b) the pure-Python ladder -------------------------------------------------------------------
@@ -768,7 +787,10 @@ def run(args: argparse.Namespace) -> int:
     stream = load_or_generate(spec, out_dir)
     frames = stream.frames
     memory = not args.no_memory
-    results = [_in_process("floor", run_floor, frames, args.repeat, memory, None)]
+    results = [
+        _in_process("floor", run_floor, frames, args.repeat, memory, None),
+        _in_process("untyped decode", run_untyped, frames, args.repeat, False, None),
+    ]
     # The ladder's rungs keep real (unsorted) books, checked like ours; their memory is not of interest.
     for stage in LADDER_STAGES:
         results.append(

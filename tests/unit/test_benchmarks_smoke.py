@@ -30,6 +30,7 @@ from benchmarks.book_pipeline import (  # noqa: E402
     run_floor,
     run_ladder,
     run_ours,
+    run_untyped,
 )
 from benchmarks.streamgen import (  # noqa: E402
     ExpectedBook,
@@ -291,6 +292,13 @@ def test_floor_path_decodes_every_frame() -> None:
     assert summary["last_message_id"] == json.loads(stream.frames[-1])["message_id"]
     with pytest.raises(Exception):  # noqa: B017 - any decode error will do: the floor must not skip frames
         run_floor([*stream.frames, b"not json"])
+
+
+def test_untyped_decode_reads_every_frame() -> None:
+    stream = generate(MIXED)
+    assert (
+        run_untyped(stream.frames) == run_floor(stream.frames) == {"last_message_id": len(stream.frames) - 1}
+    )
 
 
 def test_ours_agrees_with_the_generator_when_available() -> None:
