@@ -399,6 +399,30 @@ async def test_load_all_beyond_max_size_keeps_the_limit() -> None:
     assert len(provider) == 3
 
 
+async def test_load_all_returns_every_valid_market_even_beyond_max_size() -> None:
+    # The result is what the response held, not what is left in the cache after LRU eviction.
+    markets = _markets() | {"TICK-USD": _market("TICK-USD", "inconsistent.json")}
+    fake = FakeHttp(markets)
+    provider = _provider(fake, max_size=2)
+    loaded = await provider.load_all()
+    assert [i.ticker for i in loaded] == sorted(_markets())
+    assert len(provider) == 2
+    # The cache keeps the last max_size valid markets in the venue's order, the very same objects.
+    kept = [t for t in markets if t != "TICK-USD"][-2:]
+    assert [i.ticker for i in provider.list()] == sorted(kept)
+    assert all(provider.get_cached(i.ticker) is i for i in loaded if i.ticker in kept)
+    # An evicted market is fetched on its own when asked for.
+    evicted = loaded[0].ticker
+    assert evicted not in kept
+    assert (await provider.get(evicted)) == loaded[0]
+    assert fake.calls == [None, evicted]
+
+
+async def test_refresh_of_everything_returns_every_valid_market_beyond_max_size() -> None:
+    provider = _provider(FakeHttp(_markets()), max_size=1)
+    assert [i.ticker for i in await provider.refresh()] == sorted(_markets())
+
+
 async def test_unknown_ticker_lists_close_matches() -> None:
     fake = FakeHttp(_markets())
     provider = _provider(fake)

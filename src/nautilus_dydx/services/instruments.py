@@ -537,7 +537,11 @@ class InstrumentProvider:
     async def load_all(self) -> builtins.list[Instrument]:
         """Fetch every market in one request and cache them; returns the valid ones, by ticker.
 
-        Markets that fail validation are logged, left out and remembered (see the class docs).
+        The result holds every valid market of the response, whatever ``max_size`` is. The cache
+        keeps only the last ``max_size`` of them in the venue's order (the others are evicted as
+        least recently used, and a later :meth:`get` fetches them one by one); give ``max_size`` at
+        least the number of markets to hold them all. Markets that fail validation are logged, left
+        out and remembered (see the class docs).
 
         Raises:
             TransportError: the request failed.
@@ -587,7 +591,7 @@ class InstrumentProvider:
         if isinstance(message, stream.MarketsSnapshotContents):
             now = self._clock()
             for ticker, market in message.markets.items():
-                if self._accept_market(ticker, market, now):
+                if self._accept_market(ticker, market, now) is not None:
                     changed.append(ticker)
             self._known = self._known.union(message.markets)
             return changed
@@ -641,19 +645,21 @@ class InstrumentProvider:
         self._rejected.pop(ticker, None)
         log.warning("market %s dropped from the cache: %s", ticker, error)
 
-    def _accept_market(self, ticker: str, market: _MarketLike, now: float) -> bool:
+    def _accept_market(self, ticker: str, market: _MarketLike, now: float) -> Instrument | None:
+        # Returns the instrument stored (None: rejected); it may already be evicted again when more
+        # markets than max_size arrive together, so callers keep this value rather than re-read it.
         try:
             instrument = Instrument.from_market(market)
         except DecodeError as exc:
             self._reject(ticker, exc, now)
-            return False
+            return None
         if instrument.ticker != ticker:
             self._reject(
                 ticker, DecodeError(f"market keyed {ticker!r} names itself {instrument.ticker!r}"), now
             )
-            return False
+            return None
         self._store(instrument, now)
-        return True
+        return instrument
 
     def _apply_trading(self, ticker: str, change: stream.MarketTradingUpdate) -> bool:
         entry = self._entries.get(ticker)
@@ -725,12 +731,19 @@ class InstrumentProvider:
     async def _fetch_all(self) -> builtins.list[Instrument]:
         response = await self._http.get_perpetual_markets()
         now = self._clock()
-        accepted = [
-            ticker for ticker, market in response.markets.items() if self._accept_market(ticker, market, now)
-        ]
+        accepted: builtins.list[Instrument] = []
+        for ticker, market in response.markets.items():
+            instrument = self._accept_market(ticker, market, now)
+            if instrument is not None:
+                accepted.append(instrument)
         self._known = frozenset(response.markets)
-        log.info("loaded %d markets (%d left out)", len(accepted), len(response.markets) - len(accepted))
-        return [self._entries[t].instrument for t in sorted(accepted) if t in self._entries]
+        log.info(
+            "loaded %d markets (%d left out, %d cached)",
+            len(accepted),
+            len(response.markets) - len(accepted),
+            len(self._entries),
+        )
+        return sorted(accepted, key=lambda instrument: instrument.ticker)
 
     async def _fetch_one(self, ticker: str) -> Instrument:
         try:
@@ -752,9 +765,10 @@ class InstrumentProvider:
         if market is None:
             self._forget(ticker)
             raise InstrumentNotFoundError(ticker, suggestions=self._suggest(ticker))
-        if not self._accept_market(ticker, market, now):
+        instrument = self._accept_market(ticker, market, now)
+        if instrument is None:
             raise _fresh_copy(self._rejected[ticker][0])
-        return self._entries[ticker].instrument
+        return instrument
 
     def _forget(self, ticker: str) -> None:
         self._entries.pop(ticker, None)
