@@ -1011,6 +1011,56 @@ async def test_trades_height_cursor_starts_where_asked(indexer: FakeIndexer, cli
     assert indexer.seen[0].endswith("limit=2&createdBeforeOrAtHeight=8")
 
 
+@pytest.mark.parametrize(
+    "walk",
+    [
+        lambda c: c.iter_trades_before_height("BTC-USD", limit=0),
+        lambda c: c.iter_trades_before_height("BTC-USD", limit=1001),
+        lambda c: c.iter_trades_before_height("BTC-USD", start_height=-1),
+        lambda c: c.iter_trades_before_height(""),
+        lambda c: c.iter_fills_before_height(ADDRESS, 0, limit=0),
+        lambda c: c.iter_fills_before_height(ADDRESS, 0, start_height=-1),
+        lambda c: c.iter_fills_before_height(ADDRESS, -1),
+        lambda c: c.iter_fills_before_height(ADDRESS, 128_001),
+        lambda c: c.iter_fills_before_height(ADDRESS, 0, market_type="PERPETUAL"),
+        lambda c: c.iter_trades("BTC-USD", limit=0),
+        lambda c: c.iter_fills(ADDRESS, 0, limit=0),
+        lambda c: c.iter_transfers(ADDRESS, 0, limit=0),
+        lambda c: c.iter_historical_pnl(ADDRESS, 0, limit=0),
+    ],
+)
+async def test_walk_argument_errors_raise_at_the_call(
+    indexer: FakeIndexer, client: HttpClient, walk: Callable[[HttpClient], AsyncIterator[Any]]
+) -> None:
+    # At the call itself, before the iterator is read: not on the first read.
+    with pytest.raises(ConfigError):
+        walk(client)
+    assert indexer.seen == []
+
+
+def test_paginate_by_height_checks_its_arguments_at_the_call() -> None:
+    fetched: list[int | None] = []
+
+    async def fetch(cursor: int | None, size: int) -> Sequence[tuple[int, str]]:
+        fetched.append(cursor)
+        return []
+
+    def walk(**kwargs: Any) -> AsyncIterator[tuple[int, str]]:
+        return paginate_by_height(fetch, height=lambda r: r[0], ident=lambda r: r[1], **kwargs)
+
+    for bad in ({"limit": 0}, {"limit": 1001}, {"start_height": -1}):
+        with pytest.raises(ConfigError):
+            walk(**bad)
+
+    async def read(walker: AsyncIterator[tuple[int, str]]) -> list[tuple[int, str]]:
+        return [r async for r in walker]
+
+    good = walk(start_height=0, limit=1)
+    assert fetched == []  # nothing is fetched before the first read
+    assert asyncio.run(read(good)) == []
+    assert fetched == [0]
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     heights=st.lists(st.integers(min_value=0, max_value=30), max_size=40),

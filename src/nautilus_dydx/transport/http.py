@@ -312,7 +312,7 @@ def _error_for(what: str, status: int, headers: Mapping[str, str], body: bytes) 
 # Pagination
 
 
-async def paginate_by_height(
+def paginate_by_height(
     fetch: Callable[[int | None, int], Awaitable[Sequence[Item]]],
     *,
     height: Callable[[Item], int],
@@ -336,10 +336,28 @@ async def paginate_by_height(
         start_height: the first cursor (``None`` starts at the newest row).
         limit: the page size.
 
-    Yields:
-        Items, newest first, without duplicates.
+    Returns:
+        An async iterator of the items, newest first, without duplicates. Nothing is fetched until
+        the first read.
+
+    Raises:
+        ConfigError: ``limit`` outside ``[1, 1000]`` or a negative ``start_height``, at the call.
     """
+    # Checked here, not in the generator, so that a bad argument raises at the call.
     _check_limit(limit)
+    if start_height is not None and start_height < 0:
+        raise ConfigError(f"start_height must be >= 0, got {start_height}")
+    return _walk_by_height(fetch, height=height, ident=ident, start_height=start_height, limit=limit)
+
+
+async def _walk_by_height(
+    fetch: Callable[[int | None, int], Awaitable[Sequence[Item]]],
+    *,
+    height: Callable[[Item], int],
+    ident: Callable[[Item], str],
+    start_height: int | None,
+    limit: int,
+) -> AsyncIterator[Item]:
     cursor = start_height
     boundary: int | None = None
     seen: set[str] = set()
@@ -1248,7 +1266,9 @@ class HttpClient:
         """Public trades newest first, walking ``createdBeforeOrAtHeight`` down from ``start_height``.
 
         Unlike :meth:`iter_trades` this is stable while new trades arrive: the cursor only moves down.
+        Argument errors raise :class:`ConfigError` at the call, before anything is fetched.
         """
+        _segment("ticker", ticker)
 
         async def fetch(cursor: int | None, size: int) -> Sequence[Trade]:
             response = await self.get_trades(ticker, limit=size, created_before_or_at_height=cursor)
@@ -1274,7 +1294,14 @@ class HttpClient:
         start_height: int | None = None,
         limit: int = MAX_LIMIT,
     ) -> AsyncIterator[Fill]:
-        """The subaccount's fills newest first, walking ``createdBeforeOrAtHeight`` downward."""
+        """The subaccount's fills newest first, walking ``createdBeforeOrAtHeight`` downward.
+
+        Argument errors raise :class:`ConfigError` at the call, before anything is fetched.
+        """
+        # The checks get_fills makes on every page, made once here so that they fail at the call.
+        _check_subaccount(subaccount_number)
+        if market_type is not None and market is None:
+            raise ConfigError("market_type needs market")
 
         async def fetch(cursor: int | None, size: int) -> Sequence[Fill]:
             response = await self.get_fills(
