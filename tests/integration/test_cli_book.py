@@ -223,6 +223,19 @@ def test_network_option_parsing() -> None:
         assert exc.value.code == 2
 
 
+def test_option_type_errors_name_the_bad_value(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    for bad, message in (
+        (["--depth", "x"], "argument --depth: not an integer: 'x'"),
+        (["--depth", "101"], "argument --depth: must be in [1, 100]; got 101"),
+        (["--seconds", "soon"], "argument --seconds: not a number: 'soon'"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            parser.parse_args(["book", "BTC-USD", *bad])
+        assert exc.value.code == 2
+        assert capsys.readouterr().err.splitlines()[-1] == f"nautilus-dydx book: error: {message}"
+
+
 def test_ws_url_without_indexer_url_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["book", "BTC-USD", "--ws-url", "ws://127.0.0.1:1/v4/ws"]) == 1
     assert "needs --indexer-url" in capsys.readouterr().err

@@ -51,8 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nautilus-dydx`` command."""
-    args = build_parser().parse_args(argv)
-    code: int = args._module.run(args)
+    try:
+        args = build_parser().parse_args(argv)
+        code: int = args._module.run(args)
+    except KeyboardInterrupt:
+        # Ctrl-C before a command installed its own handler (while its modules load): still a
+        # clean stop, exit 0, as documented.
+        return 0
     return code
 
 

@@ -2,7 +2,8 @@
 
 - venue selection: an embedded emulator (the default) or a real indexer (``--network``/URLs);
 - the streaming loop: a :class:`~nautilus_dydx.services.data.DataClient` feeding a handler, with a
-  periodic redraw, a ``--seconds`` deadline and a clean stop on Ctrl-C;
+  periodic redraw; Ctrl-C, SIGTERM and the ``--seconds`` deadline (counted from the command's start)
+  stop it cleanly in any phase, a stalled start-up included;
 - event -> JSON records (prices and sizes as exact decimal strings, a ``type`` field);
 - terminal rendering: ANSI home/clear frames on a TTY, plain periodic prints otherwise.
 
@@ -19,6 +20,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -52,11 +54,13 @@ __all__ = [
     "Screen",
     "Tracker",
     "add_venue_arguments",
+    "deadline_after",
     "event_record",
     "render_market",
     "run_command",
     "side_by_side",
     "stream",
+    "until_stopped",
     "venue",
 ]
 
@@ -91,7 +95,10 @@ EmulatorFactory = Callable[[], EmbeddedVenue]
 
 def positive_float(text: str) -> float:
     """An argparse type: a number > 0."""
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0; got {text}")
     return value
@@ -101,7 +108,10 @@ def int_in(low: int, high: int) -> Callable[[str], int]:
     """An argparse type: an integer in ``[low, high]``."""
 
     def parse(text: str) -> int:
-        value = int(text)
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"must be in [{low}, {high}]; got {text}")
         return value
@@ -183,34 +193,25 @@ async def stream(
     on_event: Callable[[DataClient, MarketDataEvent], None],
     on_tick: Callable[[DataClient, bool], None] | None,
     refresh: float,
-    seconds: float | None,
     stop: asyncio.Event,
 ) -> None:
-    """Stream books, trades and oracle prices of ``tickers`` until ``stop`` or ``seconds``.
+    """Stream books, trades and oracle prices of ``tickers`` until ``stop`` is set.
 
     ``on_event`` sees every event as it arrives (synchronously, on the loop); ``on_tick(data, final)``
-    runs every ``refresh`` seconds and once more, with ``final=True``, at the end.
+    runs every ``refresh`` seconds and once more, with ``final=True``, at the end. ``stop`` also ends
+    the start-up (connect, market check, subscribes) at once, however long the venue takes to answer;
+    nothing is drawn then, since nothing was streamed.
     """
+    if stop.is_set():
+        return
     data = DataClient.from_config(config)
     try:
         # Not ``async with``: a failed first connect must still close the transports' sessions.
-        await data.start()
-        await check_markets(data, tickers)
-        data.add_handler(lambda event: on_event(data, event))
-        for ticker in tickers:
-            await data.subscribe_book(ticker)
-            await data.subscribe_trades(ticker)
-        await data.subscribe_markets()
-        loop = asyncio.get_running_loop()
-        deadline = None if seconds is None else loop.time() + seconds
+        if not await until_stopped(_subscribe(data, tickers, on_event), stop):
+            return
         while not stop.is_set():
-            timeout = refresh
-            if deadline is not None:
-                timeout = min(timeout, deadline - loop.time())
-                if timeout <= 0:
-                    break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout)
+                await asyncio.wait_for(stop.wait(), refresh)
             if on_tick is not None and not stop.is_set():
                 on_tick(data, False)
         if on_tick is not None:
@@ -219,11 +220,53 @@ async def stream(
         await data.close()
 
 
-def run_command(name: str, main: Callable[[asyncio.Event], Awaitable[None]]) -> int:
+async def _subscribe(
+    data: DataClient, tickers: Sequence[str], on_event: Callable[[DataClient, MarketDataEvent], None]
+) -> None:
+    await data.start()
+    await check_markets(data, tickers)
+    data.add_handler(lambda event: on_event(data, event))
+    for ticker in tickers:
+        await data.subscribe_book(ticker)
+        await data.subscribe_trades(ticker)
+    await data.subscribe_markets()
+
+
+async def until_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
+    """Await ``work`` unless ``stop`` is set first; then cancel it, let it unwind, and return False.
+
+    True when ``work`` completed; its exception, if it raised before ``stop``, propagates.
+    """
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(stop.wait())
+    stopped = False
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        if not task.done():
+            stopped = True
+            task.cancel()
+        # Both unwind before we go on: the work's own cleanup (closing a half-open socket) runs
+        # now, not as a task left pending when the loop closes.
+        await asyncio.wait({task, waiter})
+    if stopped:
+        if not task.cancelled():
+            task.exception()  # an error raised while unwinding is moot: the user asked to stop
+        return False
+    task.result()
+    return True
+
+
+def run_command(
+    name: str, main: Callable[[asyncio.Event], Awaitable[None]], *, deadline: float | None = None
+) -> int:
     """Run ``main(stop)`` on a fresh event loop; map the outcome to an exit code.
 
-    Ctrl-C (SIGINT) and SIGTERM set ``stop`` (exit 0). A :class:`DydxError` (venue, network, config)
-    prints one line to stderr and exits 1 — never a traceback.
+    Ctrl-C (SIGINT), SIGTERM and ``deadline`` (a :func:`time.monotonic` instant: the command's start
+    plus ``--seconds``) set ``stop``, in every phase, start-up included; ``main`` ends promptly on
+    it (exit 0). A :class:`DydxError` (venue, network, config) prints one line to stderr and exits 1
+    — never a traceback.
     """
 
     async def guarded() -> None:
@@ -234,9 +277,12 @@ def run_command(name: str, main: Callable[[asyncio.Event], Awaitable[None]]) -> 
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, stop.set)
                 installed.append(sig)
+        timer = None if deadline is None else loop.call_later(max(deadline - time.monotonic(), 0.0), stop.set)
         try:
             await main(stop)
         finally:
+            if timer is not None:
+                timer.cancel()
             for sig in installed:
                 loop.remove_signal_handler(sig)
 
@@ -254,6 +300,11 @@ def run_command(name: str, main: Callable[[asyncio.Event], Awaitable[None]]) -> 
         _error(name, exc)
         return 1
     return 0
+
+
+def deadline_after(seconds: float | None) -> float | None:
+    """The :func:`run_command` deadline ``seconds`` from now (None: no deadline)."""
+    return None if seconds is None else time.monotonic() + seconds
 
 
 def _error(name: str, exc: BaseException) -> None:

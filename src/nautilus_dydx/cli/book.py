@@ -81,7 +81,6 @@ async def _main(args: argparse.Namespace, stop: asyncio.Event, factory: _view.Em
                 on_event=on_json if args.json else on_view_event,
                 on_tick=None if args.json else on_tick,
                 refresh=args.refresh,
-                seconds=args.seconds,
                 stop=stop,
             )
         finally:
@@ -90,6 +89,7 @@ async def _main(args: argparse.Namespace, stop: asyncio.Event, factory: _view.Em
 
 def run(args: argparse.Namespace) -> int:
     """Stream the book until Ctrl-C or ``--seconds``; 0 on a clean stop, 1 on a venue/network error."""
+    deadline = _view.deadline_after(args.seconds)  # counted from here, start-up included
     factory: _view.EmulatorFactory | None = None
     if _view.wants_embedded(args):
         from nautilus_dydx.emulator.app import Emulator  # layer rule: only the commands that start it
@@ -97,4 +97,4 @@ def run(args: argparse.Namespace) -> int:
         def factory() -> _view.EmbeddedVenue:
             return Emulator(port=0, block_time=_view.EMBEDDED_BLOCK_TIME)
 
-    return _view.run_command("book", lambda stop: _main(args, stop, factory))
+    return _view.run_command("book", lambda stop: _main(args, stop, factory), deadline=deadline)

@@ -88,7 +88,6 @@ async def _main(args: argparse.Namespace, stop: asyncio.Event, factory: _view.Em
                 on_event=on_event,
                 on_tick=on_tick,
                 refresh=args.refresh,
-                seconds=args.seconds,
                 stop=stop,
             )
         finally:
@@ -97,6 +96,7 @@ async def _main(args: argparse.Namespace, stop: asyncio.Event, factory: _view.Em
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo until Ctrl-C or ``--seconds``; 0 on a clean stop, 1 on an error."""
+    deadline = _view.deadline_after(args.seconds)  # counted from here, start-up included
     from nautilus_dydx.emulator.app import Emulator  # layer rule: only the commands that start it
 
     # The emulator lists its default set plus any other market it knows that was asked for; a ticker
@@ -111,4 +111,4 @@ def run(args: argparse.Namespace) -> int:
         markets = list(dict.fromkeys([*DEFAULT_MARKETS, *(t for t in wanted if t in MARKETS)]))
         return Emulator(port=0, block_time=_view.EMBEDDED_BLOCK_TIME, seed=args.seed, markets=markets)
 
-    return _view.run_command("demo", lambda stop: _main(args, stop, factory))
+    return _view.run_command("demo", lambda stop: _main(args, stop, factory), deadline=deadline)
