@@ -6,20 +6,71 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import signal
+import sys
 import tempfile
 from pathlib import Path
 
 __all__ = ["add_arguments", "run"]
 
 
+# Option types: a bad value is a usage error (argparse prints it under the usage line, exit 2)
+# before anything is bound; what only fails at run time (a port in use) is run()'s error, exit 1.
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _integer(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number in [0, 65535]; got {text}")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0; got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0; got {text}")
+    return value
+
+
+def _at_least_one(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1; got {text}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the emulator's options on ``parser``."""
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=3002, help="indexer REST + WS port (default 3002)")
+    parser.add_argument("--port", type=_port, default=3002, help="indexer REST + WS port (default 3002)")
     parser.add_argument(
         "--grpc-port",
-        type=int,
+        type=_port,
         default=None,
         help="validator gRPC port (default 9090; a free port when --port is 0)",
     )
@@ -33,12 +84,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="with --grpc-tls: where to write the certificate PEM (default: a file in the temp directory)",
     )
-    parser.add_argument("--block-time", type=float, default=0.5, help="seconds per block (default 0.5)")
+    parser.add_argument("--block-time", type=_positive, default=0.5, help="seconds per block (default 0.5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the oracle walk and synthetic traders")
     parser.add_argument("--markets", default=None, help="comma-separated tickers, e.g. BTC-USD,ETH-USD")
     parser.add_argument(
         "--flow-interval",
-        type=float,
+        type=_non_negative,
         default=0.1,
         help="seconds between the synthetic makers' between-blocks re-quotes (default 0.1; 0 disables)",
     )
@@ -46,7 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-rate-limit", action="store_true", help="disable the REST rate limit")
     parser.add_argument(
         "--checksum-history",
-        type=int,
+        type=_at_least_one,
         default=4096,
         help="book messages per connection and ticker whose checksum the control API keeps (default 4096)",
     )
@@ -101,13 +152,15 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the emulator until SIGINT/SIGTERM; returns the exit code."""
+    """Run the emulator until SIGINT/SIGTERM: 0 then, 1 when it cannot start (a port in use, an
+    unknown market), with one line on stderr; stdout carries only the ready line."""
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING))
     try:
         asyncio.run(_serve(args))
     except KeyboardInterrupt:
         pass
     except (ValueError, OSError) as exc:
-        print(f"emulator: {exc}")
-        return 2
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"nautilus-dydx emulator: error: {text}", file=sys.stderr)
+        return 1
     return 0
