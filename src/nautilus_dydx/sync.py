@@ -12,17 +12,18 @@ back:
   thread, runs its coroutines (:meth:`SyncFacade.call`), submits them without blocking
   (:meth:`SyncFacade.submit`) and adapts its async iterators (:meth:`SyncFacade.stream`).
 - :func:`blocking` and :func:`blocking_iterator` turn an async client's methods into typed blocking
-  methods of a façade in one line each; :class:`SyncHttpClient` and :class:`SyncWsClient` are built
-  that way, and a façade of any other client (``DataClient``) can be too.
+  methods of a façade in one line each; :class:`SyncHttpClient`, :class:`SyncWsClient` and
+  :class:`SyncDataClient` are built that way, and a façade of any other async client can be too.
 
 What happens where the caller already runs an event loop (Jupyter runs every cell inside one): the
 client does not live on that loop, so blocking the caller cannot deadlock the client; the call works
 and the caller's loop simply pauses until it returns, as with any blocking library. Work scheduled on
 the caller's loop (for instance an emulator started there with ``await``) pauses too. Pass
 ``allow_running_loop=False`` to :class:`LoopRunner` to refuse such calls with :class:`SyncError`;
-``await asyncio.wrap_future(facade.submit(...))`` is the non-blocking way from a running loop. A
-blocking call from the runner's own loop thread (a callback) would deadlock and always raises
-:class:`SyncError`.
+``await asyncio.wrap_future(facade.submit(...))`` is the non-blocking way from a running loop, and
+``close()`` there does not block either (the client closes on the loop thread, see
+:meth:`SyncFacade.close`). A blocking call from the runner's own loop thread (a callback) would
+deadlock and always raises :class:`SyncError`.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ class SyncError(DydxError, RuntimeError):
 
     Raised when a blocking call would deadlock (made on the runner's own loop thread, e.g. from a
     callback), when it is made from a running event loop and the runner was built with
-    ``allow_running_loop=False``, and when the runner is (or gets) closed.
+    ``allow_running_loop=False``, when the runner is (or gets) closed, and when its event loop cannot
+    start (the cause is chained).
     """
 
 
@@ -109,11 +111,23 @@ class _Unset:
 
 _DEFAULT: Final = _Unset()
 _POLL: Final = 0.25
+_CLEANUP_TIMEOUT: Final = 5.0
 Timeout = float | None | _Unset
 
 
 # --------------------------------------------------------------------------------------------------
 # The loop thread
+
+
+class _Start:
+    """How the start of a loop thread went, reported by that thread (``done`` is set either way)."""
+
+    __slots__ = ("done", "error", "running")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.running = False
+        self.error: BaseException | None = None
 
 
 class LoopRunner:
@@ -129,7 +143,9 @@ class LoopRunner:
             running (a notebook cell) is served, pausing that loop until it returns; when ``False`` it
             raises :class:`SyncError` instead.
         loop_factory: builds the event loop (default :func:`asyncio.new_event_loop`; pass
-            ``uvloop.new_event_loop`` for uvloop).
+            ``uvloop.new_event_loop`` for uvloop). It must return a new loop that is neither running
+            nor closed; when the loop cannot run, the call that started it raises :class:`SyncError`
+            with the cause chained, and the next call tries again.
     """
 
     def __init__(
@@ -146,6 +162,8 @@ class LoopRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._cleanup_lock = threading.Lock()
+        self._cleanups: set[concurrent.futures.Future[Any]] = set()
 
     def __enter__(self) -> Self:
         return self
@@ -182,7 +200,7 @@ class LoopRunner:
         """The runner's event loop, starting the thread if needed.
 
         Raises:
-            SyncError: the runner is closed.
+            SyncError: the runner is closed, or its loop could not start (the cause is chained).
         """
         return self._ensure_started()
 
@@ -197,31 +215,92 @@ class LoopRunner:
                 raise SyncError(f"{self._name}: the loop runner is closed")
             if self._loop is not None:
                 return self._loop
-            loop = self._loop_factory()
-            ready = threading.Event()
-            thread = threading.Thread(target=self._main, args=(loop, ready), name=self._name, daemon=True)
-            thread.start()
-            ready.wait()
+            try:
+                loop = self._loop_factory()
+            except Exception as exc:
+                raise SyncError(f"{self._name}: loop_factory failed: {exc!r}") from exc
+            start = _Start()
+            thread = threading.Thread(target=self._main, args=(loop, start), name=self._name, daemon=True)
+            try:
+                thread.start()
+            except RuntimeError as exc:
+                raise SyncError(f"{self._name}: cannot start the loop thread: {exc}") from exc
+            # The thread reports through ``start`` in a ``finally``; the liveness check is the guard
+            # against waiting forever should it end without reporting.
+            while not start.done.wait(_POLL) and thread.is_alive():
+                pass
+            if not start.running:
+                thread.join(_POLL)
+                cause = start.error
+                raise SyncError(f"{self._name}: the event loop did not start: {cause!r}") from cause
             self._loop, self._thread = loop, thread
             _log.debug("%s: loop thread started", self._name)
             return loop
 
-    @staticmethod
-    def _main(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
-        asyncio.set_event_loop(loop)
-        loop.call_soon(ready.set)
+    def _main(self, loop: asyncio.AbstractEventLoop, start: _Start) -> None:
+        me = threading.get_ident()
+
+        def started() -> None:
+            # A loop_factory may hand out a loop that already runs in another thread: this callback
+            # then runs there, and must not report a start that did not happen here.
+            if threading.get_ident() == me:
+                start.running = True
+                start.done.set()
+
         try:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(started)
             loop.run_forever()
+        except BaseException as exc:
+            if start.running:
+                raise
+            start.error = exc
         finally:
             try:
-                _drain_tasks(loop)
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.run_until_complete(loop.shutdown_default_executor())
+                if start.running:
+                    self._finish_cleanups(loop)
+                    _drain_tasks(loop)
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+                    loop.run_until_complete(loop.shutdown_default_executor())
             except Exception:
                 _log.exception("error while stopping the loop thread")
             finally:
                 asyncio.set_event_loop(None)
-                loop.close()
+                if not loop.is_running():  # never close a loop that another thread runs
+                    loop.close()
+                start.done.set()
+
+    def _submit_cleanup(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        # Like submit(), but a stop of the loop lets the coroutine finish (within _CLEANUP_TIMEOUT)
+        # before the remaining tasks are cancelled: a façade's close() that does not wait for the
+        # client's close must still have it run.
+        future = self.submit(coro)
+        with self._cleanup_lock:
+            self._cleanups.add(future)
+        future.add_done_callback(self._cleanup_done)
+        return future
+
+    def _cleanup_done(self, future: concurrent.futures.Future[Any]) -> None:
+        with self._cleanup_lock:
+            self._cleanups.discard(future)
+
+    def _finish_cleanups(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._cleanup_lock:
+            pending = [future for future in self._cleanups if not future.done()]
+        if not pending:
+            return
+        waiters = [asyncio.wrap_future(future, loop=loop) for future in pending]
+        loop.run_until_complete(asyncio.wait(waiters, timeout=_CLEANUP_TIMEOUT))
+
+    def _refuses_blocking(self) -> bool:
+        """True when the current thread runs an event loop and this runner must not block it."""
+        if self._allow_running_loop:
+            return False
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return True
 
     def check_caller(self) -> None:
         """Raise if the current thread must not block on this runner.
@@ -235,16 +314,11 @@ class LoopRunner:
                 "a blocking call on the runner's own loop thread would deadlock (are you in a callback?); "
                 "schedule async work with asyncio there instead"
             )
-        if self._allow_running_loop:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        raise SyncError(
-            f"blocking call from a running event loop ({running!r}): await the async client instead, "
-            "or `await asyncio.wrap_future(facade.submit(...))`"
-        )
+        if self._refuses_blocking():
+            raise SyncError(
+                f"blocking call from a running event loop ({asyncio.get_running_loop()!r}): await the "
+                "async client instead, or `await asyncio.wrap_future(facade.submit(...))`"
+            )
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Schedule ``coro`` on the loop thread without waiting.
@@ -253,7 +327,7 @@ class LoopRunner:
         ``asyncio.wrap_future(future)``. Cancelling the future cancels the coroutine.
 
         Raises:
-            SyncError: the runner is closed (``coro`` is closed unawaited).
+            SyncError: the runner is closed or its loop could not start (``coro`` is closed unawaited).
         """
         try:
             loop = self._ensure_started()
@@ -304,6 +378,10 @@ class LoopRunner:
     def close(self, *, timeout: float | None = 10.0) -> None:
         """Cancel whatever still runs on the loop, stop it and join the thread. Idempotent.
 
+        Called from a running event loop on a runner built with ``allow_running_loop=False``, it
+        does not block that loop: it stops the runner's loop and returns without joining; the thread
+        lets the façades' pending closes finish, cancels the rest and ends by itself.
+
         Args:
             timeout: seconds to wait for the thread to end.
 
@@ -321,6 +399,9 @@ class LoopRunner:
             return
         with contextlib.suppress(RuntimeError):  # the loop already stopped and closed
             loop.call_soon_threadsafe(loop.stop)
+        if self._refuses_blocking():
+            _log.debug("%s: loop stopping; not joined from a running event loop", self._name)
+            return
         thread.join(timeout)
         if thread.is_alive():
             _log.warning("%s: loop thread still running %s s after close()", self._name, timeout)
@@ -713,24 +794,56 @@ class SyncFacade(Generic[C]):
     def close(self) -> None:
         """Close the streams, the async client, and the runner if the façade made it. Idempotent.
 
+        Normally this blocks until the client's sockets are closed. From a running event loop on a
+        runner built with ``allow_running_loop=False`` it never blocks that loop: it schedules the
+        client's close on the runner's thread (and stops a runner the façade made once that close
+        is done) and returns at once. To wait for the sockets to be closed there, run it in a worker
+        thread: ``await asyncio.to_thread(facade.close)``.
+
         Raises:
             SyncError: called on the loop thread.
         """
         if self._closed:
             return
-        self._runner.check_caller()
+        runner = self._runner
+        if runner.in_loop_thread():
+            runner.check_caller()  # raises: blocking here would deadlock
+        in_background = runner._refuses_blocking()
         self._closed = True
         for stream in self._streams:
             stream.close()
         self._streams.clear()
+        if in_background:
+            self._close_in_background()
+            return
         try:
-            if not self._runner.closed:
-                self._runner.run(self._client.close(), timeout=self._call_timeout)
+            if not runner.closed:
+                runner.run(self._client.close(), timeout=self._call_timeout)
         except DydxError as exc:
             _log.warning("%s: closing the async client failed: %s", type(self).__name__, exc)
         finally:
             if self._owns_runner:
-                self._runner.close()
+                runner.close()
+
+    def _close_in_background(self) -> None:
+        runner = self._runner
+        name = type(self).__name__
+        if not runner.closed:
+            try:
+                closing = runner._submit_cleanup(self._client.close())
+            except SyncError as exc:  # the runner closed meanwhile: its stop cancelled the client
+                _log.warning("%s: closing the async client failed: %s", name, exc)
+            else:
+                closing.add_done_callback(lambda future: _log_close_failure(name, future))
+        if self._owns_runner:
+            runner.close()  # from here it stops the loop without joining
+
+
+def _log_close_failure(name: str, future: concurrent.futures.Future[None]) -> None:
+    if future.cancelled():
+        _log.warning("%s: closing the async client was cancelled", name)
+    elif (exc := future.exception()) is not None:
+        _log.warning("%s: closing the async client failed: %r", name, exc)
 
 
 class BlockingMethod(Generic[C, P, T]):
@@ -824,7 +937,7 @@ def blocking(method: Callable[Concatenate[C, P], Coroutine[Any, Any, T]]) -> Blo
     Example::
 
         class SyncDataClient(SyncFacade[DataClient]):
-            snapshot = blocking(DataClient.snapshot)
+            resync = blocking(DataClient.resync)
     """
     return BlockingMethod(method)
 

@@ -10,7 +10,7 @@ import asyncio
 import inspect
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -37,6 +37,7 @@ from nautilus_dydx.schemas.stream import (
 from nautilus_dydx.sync import (
     LoopRunner,
     SyncError,
+    SyncFacade,
     SyncHttpClient,
     SyncStream,
     SyncWsClient,
@@ -162,6 +163,23 @@ def test_argument_errors_cross_the_thread(http: SyncHttpClient) -> None:
         http.get_trades(TICKER, limit=0)
     with pytest.raises(ConfigError):
         http.iter_trades(TICKER, limit=0)  # checked eagerly, on the caller's thread
+
+
+@pytest.mark.parametrize(
+    "walk",
+    [
+        lambda h: h.iter_trades_before_height(TICKER, limit=0),
+        lambda h: h.iter_trades_before_height(TICKER, start_height=-1),
+        lambda h: h.iter_fills_before_height("dydx1" + "q" * 38, 0, limit=0),
+        lambda h: h.iter_fills_before_height("dydx1" + "q" * 38, -1),
+    ],
+)
+def test_height_walk_argument_errors_raise_at_the_call(
+    http: SyncHttpClient, walk: Callable[[SyncHttpClient], SyncStream[Any]]
+) -> None:
+    # At the call, on the caller's thread: no stream is handed out to fail on its first read.
+    with pytest.raises(ConfigError):
+        walk(http)
 
 
 def test_connect_error_crosses_the_thread() -> None:
@@ -352,6 +370,107 @@ async def test_from_a_running_loop_the_facade_blocks_and_works(emulator: Emulato
         assert answer.height >= 1
 
 
+def _finishes(fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` in a helper thread and return what it returned or raised; fail if it hangs."""
+    box: list[Any] = []
+
+    def target() -> None:
+        try:
+            box.append(fn())
+        except BaseException as exc:
+            box.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), f"{fn} hangs"
+    return box[0]
+
+
+def _closed_loop() -> asyncio.AbstractEventLoop:
+    loop = asyncio.new_event_loop()
+    loop.close()
+    return loop
+
+
+def test_a_loop_that_cannot_run_raises_and_close_does_not_hang() -> None:
+    runner = LoopRunner(loop_factory=_closed_loop)
+    outcome = _finishes(lambda: runner.run(asyncio.sleep(0, "ok")))
+    assert isinstance(outcome, SyncError)
+    assert isinstance(outcome.__cause__, RuntimeError)
+    assert "closed" in str(outcome.__cause__)
+    assert not runner.started
+    assert _finishes(runner.close) is None
+    assert runner.closed
+
+
+class _Refusing(asyncio.SelectorEventLoop):
+    """A loop whose run_forever fails at once (as uvloop or a custom loop might)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+
+    def run_forever(self) -> None:
+        raise self.error
+
+
+def test_a_failed_start_chains_its_cause_and_the_next_call_tries_again() -> None:
+    error = RuntimeError("no loop for you")
+    made: list[asyncio.AbstractEventLoop] = []
+
+    def factory() -> asyncio.AbstractEventLoop:
+        loop = _Refusing(error) if not made else asyncio.new_event_loop()
+        made.append(loop)
+        return loop
+
+    runner = LoopRunner(loop_factory=factory)
+    try:
+        outcome = _finishes(lambda: runner.run(asyncio.sleep(0, "ok")))
+        assert isinstance(outcome, SyncError)
+        assert outcome.__cause__ is error
+        assert made[0].is_closed()  # the runner's own loop is not left open
+        assert _finishes(lambda: runner.run(asyncio.sleep(0, "ok"))) == "ok"
+        assert runner.started
+    finally:
+        runner.close()
+
+
+def test_a_loop_factory_error_is_a_sync_error() -> None:
+    error = RuntimeError("factory broke")
+
+    def factory() -> asyncio.AbstractEventLoop:
+        raise error
+
+    runner = LoopRunner(loop_factory=factory)
+    with pytest.raises(SyncError) as info:
+        runner.run(asyncio.sleep(0))
+    assert info.value.__cause__ is error
+    runner.close()
+
+
+def test_a_loop_running_elsewhere_is_refused_and_left_alone() -> None:
+    other = asyncio.new_event_loop()
+    other_thread = threading.Thread(target=other.run_forever, daemon=True)
+    other_thread.start()
+    try:
+        busy = asyncio.run_coroutine_threadsafe(asyncio.sleep(60), other)
+        runner = LoopRunner(loop_factory=lambda: other)
+        outcome = _finishes(lambda: runner.run(asyncio.sleep(0)))
+        assert isinstance(outcome, SyncError)
+        assert "already running" in str(outcome.__cause__)
+        # Not the runner's to stop, close or drain: it runs on, its task untouched.
+        assert asyncio.run_coroutine_threadsafe(asyncio.sleep(0, "alive"), other).result(10) == "alive"
+        assert not other.is_closed()
+        assert not busy.done()
+        busy.cancel()
+        assert _finishes(runner.close) is None
+    finally:
+        other.call_soon_threadsafe(other.stop)
+        other_thread.join(10)
+        other.close()
+
+
 async def test_from_a_running_loop_a_strict_runner_refuses(emulator: EmulatorThread) -> None:
     with LoopRunner(allow_running_loop=False) as runner:
         # Construction blocks too, so it is refused as well.
@@ -363,6 +482,77 @@ async def test_from_a_running_loop_a_strict_runner_refuses(emulator: EmulatorThr
         answer = await asyncio.wrap_future(client.submit(lambda c: c.get_time()))
         assert isinstance(answer, TimeResponse)
         await asyncio.to_thread(client.close)
+
+
+class _SlowClose:
+    """An async client whose close takes a few loop steps and records whether it got to its end."""
+
+    def __init__(self) -> None:
+        self.finished = threading.Event()
+
+    async def close(self) -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        self.finished.set()
+
+
+def _hold(runner: LoopRunner) -> tuple[threading.Event, threading.Event]:
+    """Block the runner's loop inside one callback; returns (open the gate, the hold has ended)."""
+    gate, holding, ended = threading.Event(), threading.Event(), threading.Event()
+
+    def hold() -> None:
+        holding.set()
+        gate.wait(30)
+        ended.set()
+
+    runner.loop.call_soon_threadsafe(hold)
+    assert holding.wait(10)
+    return gate, ended
+
+
+async def test_strict_runner_close_from_a_running_loop_does_not_block_and_still_closes() -> None:
+    runner = LoopRunner(allow_running_loop=False)
+    facade: SyncFacade[_SlowClose] = await asyncio.to_thread(SyncFacade, _SlowClose, runner=runner)
+    client = facade.async_client
+    thread = runner.thread
+    assert thread is not None
+    gate, ended = _hold(runner)
+    try:
+        # With the runner's loop held, a close that waited for it could only return after the hold.
+        facade.close()
+        assert facade.closed
+        runner.close()
+        assert runner.closed
+        assert not ended.is_set()
+    finally:
+        gate.set()
+    # The stop came right behind the façade's close, yet the client's close ran to its end.
+    await asyncio.to_thread(thread.join, 30)
+    assert not thread.is_alive()
+    assert client.finished.is_set()
+
+
+async def test_strict_runner_with_block_in_async_code_closes_the_http_client(
+    emulator: EmulatorThread,
+) -> None:
+    runner = LoopRunner(allow_running_loop=False)
+    try:
+        with await asyncio.to_thread(SyncHttpClient, emulator.emu.indexer_url, runner=runner) as rest:
+            answer = await asyncio.wrap_future(rest.submit(lambda c: c.get_time()))
+            assert isinstance(answer, TimeResponse)
+            http = rest.async_client
+            assert not http.closed
+        assert rest.closed
+        with pytest.raises(SyncError):
+            rest.submit(lambda c: c.get_time())
+
+        # The close was handed to the runner's thread; a call queued behind it sees its effect.
+        async def closed(client: HttpClient) -> bool:
+            return client.closed
+
+        assert await asyncio.wrap_future(runner.submit(closed(http)))
+    finally:
+        await asyncio.to_thread(runner.close)
 
 
 # --------------------------------------------------------------------------------------------------
