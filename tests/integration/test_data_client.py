@@ -10,9 +10,15 @@ import pytest
 from _emulator import control, local_config, until
 
 from nautilus_dydx.core.book import Side
-from nautilus_dydx.core.errors import DydxError
+from nautilus_dydx.core.errors import ConfigError, DydxError, NotFoundError
 from nautilus_dydx.emulator.app import Emulator
-from nautilus_dydx.schemas.stream import MarketStreamMsg, OrderbookBatch, OrderbookSubscribed, OrderbookUpdate
+from nautilus_dydx.schemas.stream import (
+    Channel,
+    MarketStreamMsg,
+    OrderbookBatch,
+    OrderbookSubscribed,
+    OrderbookUpdate,
+)
 from nautilus_dydx.services.data import (
     BlockHeightEvent,
     BookDeltas,
@@ -238,3 +244,94 @@ async def test_first_book_update_arrives_soon_after_the_handshake() -> None:
         await until(lambda: bool(first), limit=5)
         await ws.close()
     assert first[0] - handshake_done < 2.0
+
+
+async def test_a_socket_reconnecting_resyncs_only_the_books_it_carried() -> None:
+    # One book per socket (the limit is 32 on the venue; 1 here so that two books need two sockets).
+    async with Emulator(port=0, block_time=0.05, seed=4, rate_limit=None) as emu:
+        http = HttpClient(emu.indexer_url)
+        ws = WsClient(emu.ws_url, channel_limits={Channel.ORDERBOOK: 1})
+        async with DataClient(http, ws, audit_interval=None, owns_transports=True) as data:
+            events: list[MarketDataEvent] = []
+            data.add_handler(events.append)
+            for ticker in TICKERS:
+                await data.subscribe_book(ticker)
+            await until(lambda: all(data.is_synced(t) for t in TICKERS))
+            assert ws.connection_count == 2
+            connections = await control(emu, "GET", "/emulator/ws/connections")
+            (eth_socket,) = [
+                c["connection_id"] for c in connections if ["v4_orderbook", "ETH-USD"] in c["subscriptions"]
+            ]
+            btc_unsynced: list[int] = []
+            data.add_handler(lambda _e: btc_unsynced.append(1) if not data.is_synced("BTC-USD") else None)
+            events.clear()
+            await control(emu, "POST", "/emulator/faults/ws/drop", {"connection_id": eth_socket})
+            await until(lambda: any(isinstance(e, BookResync) for e in events))
+            await until(lambda: data.is_synced("ETH-USD"))
+            deltas_after = len([e for e in events if isinstance(e, BookDeltas) and e.ticker == "BTC-USD"])
+            await until(
+                lambda: (
+                    len([e for e in events if isinstance(e, BookDeltas) and e.ticker == "BTC-USD"])
+                    > deltas_after
+                )
+            )
+            await _assert_truth(emu, data, "BTC-USD")
+            await _assert_truth(emu, data, "ETH-USD")
+    resyncs = [e.ticker for e in events if isinstance(e, BookResync)]
+    assert resyncs == ["ETH-USD"]
+    assert btc_unsynced == []
+    assert data.metrics.resyncs == 1
+
+
+async def test_concurrent_subscribes_to_one_book_share_it() -> None:
+    async with Emulator(port=0, block_time=0.05, seed=6, rate_limit=None) as emu:
+        async with _client(emu, audit_interval=None) as data:
+            first, second = await asyncio.gather(
+                data.subscribe_book("BTC-USD"), data.subscribe_book("BTC-USD")
+            )
+            assert first is second is data.book("BTC-USD")
+            await until(lambda: data.is_synced("BTC-USD") and len(first) > 0)
+            # A caller cancelled while waiting does not take the subscription from the other.
+            waiting = [asyncio.ensure_future(data.subscribe_book("ETH-USD")) for _ in range(2)]
+            await asyncio.sleep(0)
+            waiting[0].cancel()
+            book = await waiting[1]
+            assert book is data.book("ETH-USD")
+            await until(lambda: data.is_synced("ETH-USD"))
+
+
+async def test_subscribing_an_unknown_market_is_not_found() -> None:
+    async with Emulator(port=0, block_time=0.05, seed=6, rate_limit=None) as emu:
+        async with _client(emu, audit_interval=None) as data:
+            for ticker in ("NOPE-USD", "btc-usd"):
+                with pytest.raises(NotFoundError, match=ticker):
+                    await data.subscribe_book(ticker)
+                with pytest.raises(ConfigError):
+                    data.book(ticker)
+
+
+async def test_one_async_for_at_a_time_and_a_new_one_right_after_a_break() -> None:
+    async with Emulator(port=0, block_time=0.05, seed=8, rate_limit=None) as emu:
+        async with _client(emu, audit_interval=None) as data:
+            await data.subscribe_book("BTC-USD")
+            async for event in data:
+                assert isinstance(event, BookSnapshot)
+                with pytest.raises(ConfigError, match="one `async for`"):
+                    async for _ in data:
+                        pass
+                break
+            # The loop above was left with break: a new one may start at once and goes on in order.
+            async for event in data:
+                assert isinstance(event, Quote | BookDeltas | BookRepair)
+                break
+            consumer = asyncio.ensure_future(_count(data))
+            await asyncio.sleep(0.05)
+        # close() (leaving the block) ends the loop that is waiting.
+        assert await asyncio.wait_for(consumer, 5) >= 0
+
+
+async def _count(data: DataClient) -> int:
+    n = 0
+    async for _ in data:
+        n += 1
+    return n

@@ -78,6 +78,30 @@ async def test_reconnect_replays_subscriptions_after_drop(emu: Emulator) -> None
     assert Reconnected in kinds
     # The replayed snapshot comes after the reconnect announcement.
     assert kinds.index(Reconnecting) < len(kinds) - 1 - kinds[::-1].index(OrderbookSubscribed)
+    # The announcement names the socket and what it carried (what a consumer must rebuild).
+    (announced,) = [e for e in events if isinstance(e, Reconnecting)]
+    assert announced.socket == 0
+    assert announced.subscriptions == ((Channel.ORDERBOOK, "BTC-USD"),)
+    (back,) = [e for e in events if isinstance(e, Reconnected)]
+    assert back.socket == 0
+
+
+async def test_a_reconnect_names_only_the_subscriptions_of_its_socket(emu: Emulator) -> None:
+    async with WsClient(emu.ws_url, channel_limits={Channel.ORDERBOOK: 1}) as ws:
+        events = await record_book(ws, "BTC-USD")
+        await ws.subscribe(Channel.ORDERBOOK, "ETH-USD")
+        await until(lambda: snapshots(events) >= 2)
+        connections = await control(emu, "GET", "/emulator/ws/connections")
+        (eth_socket,) = [
+            c["connection_id"] for c in connections if ["v4_orderbook", "ETH-USD"] in c["subscriptions"]
+        ]
+        await control(emu, "POST", "/emulator/faults/ws/drop", {"connection_id": eth_socket})
+        await until(lambda: snapshots(events) >= 3)
+    (announced,) = [e for e in events if isinstance(e, Reconnecting)]
+    assert announced.socket == 1
+    assert announced.subscriptions == ((Channel.ORDERBOOK, "ETH-USD"),)
+    replayed = [e.id for e in events[events.index(announced) :] if isinstance(e, OrderbookSubscribed)]
+    assert replayed == ["ETH-USD"]
 
 
 async def test_watchdog_reconnects_a_stalled_socket(emu: Emulator) -> None:
@@ -307,3 +331,15 @@ async def test_a_second_concurrent_iterator_is_refused(emu: Emulator) -> None:
         await anext(first)
         with pytest.raises(ConfigError):
             await anext(aiter(ws))
+
+
+async def test_a_new_loop_may_start_right_after_a_break(emu: Emulator) -> None:
+    async with WsClient(emu.ws_url) as ws:
+        await ws.subscribe(Channel.ORDERBOOK, "BTC-USD")
+        seen: list[MarketStreamMsg] = []
+        for _ in range(3):
+            async for msg in ws:
+                seen.append(msg)
+                break
+    assert [type(m) for m in seen[:2]] == [Connected, OrderbookSubscribed]
+    assert len(seen) == 3

@@ -258,3 +258,14 @@ def test_errors_survive_pickle_and_copy(exc: DydxError) -> None:
         assert str(clone) == str(exc)
         assert vars(clone) == vars(exc)
         assert is_retryable(clone) == is_retryable(exc)
+
+
+def test_bad_request_concerns_a_parameter() -> None:
+    from nautilus_dydx.core.errors import BadRequestError, VenueErrorItem
+
+    about_ticker = BadRequestError("400", status=400, errors=(VenueErrorItem("invalid", param="ticker"),))
+    about_limit = BadRequestError("400", status=400, errors=(VenueErrorItem("invalid", param="limit"),))
+    unnamed = BadRequestError("400", status=400)
+    assert about_ticker.concerns("ticker")
+    assert not about_limit.concerns("ticker")
+    assert unnamed.concerns("ticker")

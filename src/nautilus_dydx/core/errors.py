@@ -218,6 +218,14 @@ class VenueError(DydxError):
 class BadRequestError(VenueError):
     """400: the indexer rejected the request parameters."""
 
+    def concerns(self, param: str) -> bool:
+        """Whether the rejection is about ``param`` (or names no parameter at all).
+
+        The indexer answers a lookup of an unknown ticker with 400 ``ticker must be a valid
+        ticker`` rather than 404; ``concerns("ticker")`` tells that case from other bad parameters.
+        """
+        return not self.errors or any(e.param == param for e in self.errors)
+
 
 class ForbiddenError(VenueError):
     """403: the address or the caller's region is blocked (``GEOBLOCKED`` / ``COMPLIANCE_BLOCKED``)."""

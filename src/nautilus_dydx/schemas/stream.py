@@ -742,17 +742,32 @@ class Heartbeat(Struct, frozen=True, gc=False):
 
 
 class Reconnecting(Struct, frozen=True, gc=False):
-    """The connection dropped; a new one will be attempted after ``delay`` seconds."""
+    """A connection dropped; a new one will be attempted after ``delay`` seconds.
+
+    A client may spread its subscriptions over several sockets (see ``WsClient``); only the
+    subscriptions of the socket that dropped are interrupted, and only they are replayed.
+
+    Attributes:
+        attempt: reconnect attempts of this socket since it was last healthy (1 for the first).
+        delay: seconds until the attempt.
+        reason: why the connection ended.
+        socket: the index of the socket within its client (0 for the first).
+        subscriptions: ``(channel, id)`` of every subscription the socket carried; each is
+            replayed on the new connection, with a fresh snapshot where the channel has one.
+    """
 
     attempt: int
     delay: float
     reason: str
+    socket: int = 0
+    subscriptions: tuple[tuple[Channel, str | None], ...] = ()
 
 
 class Reconnected(Struct, frozen=True, gc=False):
-    """A new connection is up (subscriptions are being restored)."""
+    """A new connection is up on socket ``socket`` (its subscriptions are being restored)."""
 
     connection_id: str
+    socket: int = 0
 
 
 ConnectionEvent: TypeAlias = Heartbeat | Reconnecting | Reconnected

@@ -28,13 +28,20 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Protocol, TypeAlias
 
 from msgspec import Struct
 
 from nautilus_dydx.core.book import LevelChange, OrderBook, Side
 from nautilus_dydx.core.config import DydxConfig
-from nautilus_dydx.core.errors import ConfigError, DydxError, NotFoundError, SubscriptionError
+from nautilus_dydx.core.errors import (
+    BadRequestError,
+    ConfigError,
+    DydxError,
+    NotFoundError,
+    SubscriptionError,
+)
 from nautilus_dydx.core.stream import Subscription
 from nautilus_dydx.schemas.stream import (
     BlockHeightBatch,
@@ -61,6 +68,7 @@ from nautilus_dydx.schemas.stream import (
     TradesSubscribed,
     TradesUpdate,
 )
+from nautilus_dydx.transport.consumer import QueueIterator
 from nautilus_dydx.transport.http import HttpClient
 from nautilus_dydx.transport.ws import WsClient
 
@@ -248,7 +256,14 @@ class _RestMarkets:
         self._http = http
 
     async def increments(self, ticker: str) -> tuple[Decimal, Decimal]:
-        markets = (await self._http.get_perpetual_markets(ticker)).markets
+        try:
+            markets = (await self._http.get_perpetual_markets(ticker)).markets
+        except BadRequestError as exc:
+            if not exc.concerns("ticker"):
+                raise
+            raise NotFoundError(
+                f"market {ticker!r} not found", status=exc.status, errors=exc.errors
+            ) from None
         market = markets.get(ticker)
         if market is None:
             raise NotFoundError(f"market {ticker!r} not found", status=404)
@@ -326,6 +341,7 @@ class DataClient:
         self._audit_tolerance = audit_tolerance
         self._owns = owns_transports
         self._books: dict[str, _Book] = {}
+        self._subscribing: dict[str, asyncio.Future[OrderBook]] = {}
         # The entries whose state is SYNCED, keyed as the wire names them: the per-message test
         # "do we apply this update?" is one lookup. Kept in step with every state change.
         self._synced: dict[str | None, _Book] = {}
@@ -394,6 +410,8 @@ class DataClient:
         if self._closed:
             return
         self._closed = True
+        for pending in list(self._subscribing.values()):
+            pending.cancel()
         if self._audit_task is not None:
             self._audit_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -408,18 +426,47 @@ class DataClient:
     # -- subscriptions -----------------------------------------------------------------------------
 
     async def subscribe_book(self, ticker: str) -> OrderBook:
-        """Maintain the book of ``ticker``; returns it (empty until the snapshot arrives)."""
-        if ticker in self._books:
-            return self._books[ticker].book
+        """Maintain the book of ``ticker``; returns it (empty until the snapshot arrives).
+
+        Concurrent calls for one ticker share one subscription and return the same book; a
+        caller cancelled while it waits does not cancel the subscription for the others.
+
+        Raises:
+            NotFoundError: the venue lists no such market.
+            SubscriptionError: the server refused the subscription.
+            TransportError: the market lookup or the WebSocket failed.
+        """
+        entry = self._books.get(ticker)
+        if entry is not None:
+            return entry.book
+        pending = self._subscribing.get(ticker)
+        if pending is None:
+            pending = asyncio.ensure_future(self._subscribe_book(ticker))
+            self._subscribing[ticker] = pending
+            pending.add_done_callback(partial(self._subscribed_book, ticker))
+        return await asyncio.shield(pending)
+
+    async def _subscribe_book(self, ticker: str) -> OrderBook:
         tick, step = await self._markets.increments(ticker)
-        book = OrderBook(tick, step, market=ticker)
-        self._books[ticker] = _Book(ticker, book, _State.SUBSCRIBING)
+        entry = self._books.get(ticker)
+        if entry is not None:  # track_book() made one meanwhile: subscribe it
+            book = entry.book
+        else:
+            book = OrderBook(tick, step, market=ticker)
+            entry = self._books[ticker] = _Book(ticker, book, _State.SUBSCRIBING)
         try:
             await self.ws.subscribe(Channel.ORDERBOOK, ticker, batched=self._batched)
         except BaseException:
-            del self._books[ticker]
+            if self._books.get(ticker) is entry:
+                del self._books[ticker]
+                self._synced.pop(ticker, None)
             raise
         return book
+
+    def _subscribed_book(self, ticker: str, task: asyncio.Future[OrderBook]) -> None:
+        self._subscribing.pop(ticker, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here too: every waiter may have been cancelled
 
     async def subscribe_trades(self, ticker: str) -> None:
         await self.ws.subscribe(Channel.TRADES, ticker, batched=self._batched)
@@ -531,22 +578,16 @@ class DataClient:
         self._queueing = bool(self._iterators or not self._handlers)
 
     def __aiter__(self) -> AsyncIterator[MarketDataEvent]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[MarketDataEvent]:
+        if self._iterators:
+            # Two loops would split the events between them; more consumers use add_handler().
+            raise ConfigError("DataClient: one `async for` at a time; use add_handler() for more consumers")
         self._iterators += 1
         self._update_queueing()
-        try:
-            while True:
-                if self._closed and self._queue.empty():
-                    return
-                event = await self._queue.get()
-                if event is None:
-                    return
-                yield event
-        finally:
-            self._iterators -= 1
-            self._update_queueing()
+        return QueueIterator(self._queue, None, lambda: self._closed, self._release_iterator)
+
+    def _release_iterator(self) -> None:
+        self._iterators -= 1
+        self._update_queueing()
 
     def _emit(self, event: MarketDataEvent) -> None:
         # feed() inlines this for BookDeltas: keep the two in step.
@@ -676,8 +717,12 @@ class DataClient:
             self._begin_resync(msg.id, self._books[msg.id], "indexer internal error")
 
     def _on_reconnecting(self, msg: Reconnecting) -> None:
-        for ticker, entry in self._books.items():
-            self._begin_resync(ticker, entry, "reconnect")
+        # Only the books on the socket that dropped lose updates, and only their subscriptions are
+        # replayed (with a fresh snapshot each); the books on the other sockets stay in sync.
+        for channel, ticker in msg.subscriptions:
+            entry = self._books.get(ticker) if channel is Channel.ORDERBOOK and ticker else None
+            if entry is not None:
+                self._begin_resync(entry.ticker, entry, "reconnect")
         self._emit(StreamStatusEvent("reconnecting", msg.reason))
 
     def _on_reconnected(self, msg: Reconnected) -> None:

@@ -51,6 +51,7 @@ from nautilus_dydx.schemas.stream import (
     Reconnecting,
     StreamError,
 )
+from nautilus_dydx.transport.consumer import QueueIterator
 
 __all__ = ["WsClient", "WsStats"]
 
@@ -381,27 +382,14 @@ class WsClient:
         return remove
 
     def __aiter__(self) -> AsyncIterator[MarketStreamMsg]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[MarketStreamMsg]:
         if self._iterators:
             # Two loops would split the stream between them; more consumers use add_callback().
             raise ConfigError("WsClient: one `async for` at a time; use add_callback() for more consumers")
         self._iterators += 1
-        try:
-            async for msg in self._drain():
-                yield msg
-        finally:
-            self._iterators -= 1
+        return QueueIterator(self._queue, _CLOSE_SENTINEL, lambda: self._closed, self._release_iterator)
 
-    async def _drain(self) -> AsyncIterator[MarketStreamMsg]:
-        while True:
-            if self._closed and self._queue.empty():
-                return
-            item = await self._queue.get()
-            if item is _CLOSE_SENTINEL:
-                return
-            yield item  # type: ignore[misc]
+    def _release_iterator(self) -> None:
+        self._iterators -= 1
 
     async def _deliver(self, msg: MarketStreamMsg, conn: _Connection | None = None) -> None:
         for callback in tuple(self._callbacks):
@@ -473,7 +461,9 @@ class WsClient:
                 opened_at = loop.time()
                 if reopened:
                     self.stats.reconnects += 1
-                    await self._deliver(Reconnected(connection_id=conn.connection_id), conn)
+                    await self._deliver(
+                        Reconnected(connection_id=conn.connection_id, socket=conn.index), conn
+                    )
                 conn.ready.set()
                 for wanted in list(conn.wanted.values()):
                     await self._send_subscribe(conn, wanted)
@@ -504,7 +494,13 @@ class WsClient:
             _log.warning(
                 "dYdX WS socket %d lost (%s); reconnect %d in %.2fs", conn.index, reason, attempt, delay
             )
-            await self._deliver(Reconnecting(attempt=attempt, delay=delay, reason=reason), conn)
+            interrupted = tuple((sub.channel, sub.id) for sub in conn.wanted)
+            await self._deliver(
+                Reconnecting(
+                    attempt=attempt, delay=delay, reason=reason, socket=conn.index, subscriptions=interrupted
+                ),
+                conn,
+            )
             await asyncio.sleep(delay)
 
     async def _receive(self, conn: _Connection, *, deadline: float | None = None) -> MarketStreamMsg:
