@@ -750,11 +750,7 @@ class InstrumentProvider:
             response = await self._http.get_perpetual_markets(ticker)
         except (BadRequestError, NotFoundError) as exc:
             # The indexer answers an unknown ticker with 400 "ticker must be a valid ticker".
-            if (
-                isinstance(exc, BadRequestError)
-                and exc.errors
-                and all(e.param != "ticker" for e in exc.errors)
-            ):
+            if isinstance(exc, BadRequestError) and not exc.concerns("ticker"):
                 raise
             self._forget(ticker)
             raise InstrumentNotFoundError(
