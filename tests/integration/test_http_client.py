@@ -1027,6 +1027,11 @@ async def test_trades_height_cursor_starts_where_asked(indexer: FakeIndexer, cli
         lambda c: c.iter_fills(ADDRESS, 0, limit=0),
         lambda c: c.iter_transfers(ADDRESS, 0, limit=0),
         lambda c: c.iter_historical_pnl(ADDRESS, 0, limit=0),
+        lambda c: c.iter_trades(""),
+        lambda c: c.iter_fills(ADDRESS, -1),
+        lambda c: c.iter_fills(ADDRESS, 0, market_type="PERPETUAL"),
+        lambda c: c.iter_transfers(ADDRESS, 128_001),
+        lambda c: c.iter_historical_pnl(ADDRESS, -1),
     ],
 )
 async def test_walk_argument_errors_raise_at_the_call(

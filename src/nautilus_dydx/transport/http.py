@@ -1123,8 +1123,14 @@ class HttpClient:
         created_before_or_at: datetime | None = None,
         limit: int = MAX_LIMIT,
     ) -> AsyncIterator[Fill]:
-        """Every fill, walking ``page=1,2,...``; oldest first (the indexer's paged order)."""
+        """Every fill, walking ``page=1,2,...``; oldest first (the indexer's paged order).
+
+        Argument errors raise :class:`ConfigError` at the call, before anything is fetched.
+        """
         _check_limit(limit)
+        _check_subaccount(subaccount_number)
+        if market_type is not None and market is None:
+            raise ConfigError("market_type needs market")
 
         async def fetch(page: int) -> tuple[Sequence[Fill], int | UnsetType]:
             response = await self.get_fills(
@@ -1151,8 +1157,12 @@ class HttpClient:
         created_before_or_at: datetime | None = None,
         limit: int = MAX_LIMIT,
     ) -> AsyncIterator[Trade]:
-        """Every public trade of a market, walking ``page=1,2,...``; oldest first."""
+        """Every public trade of a market, walking ``page=1,2,...``; oldest first.
+
+        Argument errors raise :class:`ConfigError` at the call, before anything is fetched.
+        """
         _check_limit(limit)
+        _segment("ticker", ticker)
 
         async def fetch(page: int) -> tuple[Sequence[Trade], int | UnsetType]:
             response = await self.get_trades(
@@ -1179,9 +1189,11 @@ class HttpClient:
 
         The walk is pinned to one height so that transfers arriving meanwhile do not shift the pages:
         ``created_before_or_at_height``, or else the indexer's height read once at the start
-        (:meth:`get_height`). Rows are also dropped by id if they come twice.
+        (:meth:`get_height`). Rows are also dropped by id if they come twice. Argument errors raise
+        :class:`ConfigError` at the call, before anything is fetched.
         """
         _check_limit(limit)
+        _check_subaccount(subaccount_number)
 
         async def fetch(height: int, page: int) -> tuple[Sequence[Transfer], int | UnsetType]:
             response = await self.get_transfers(
@@ -1212,9 +1224,10 @@ class HttpClient:
         """Every PnL tick of the subaccount, walking ``page=1,2,...``; newest first.
 
         Pinned like :meth:`iter_transfers`; a tick that comes twice (same block height and time) is
-        dropped.
+        dropped. Argument errors raise :class:`ConfigError` at the call, before anything is fetched.
         """
         _check_limit(limit)
+        _check_subaccount(subaccount_number)
 
         async def fetch(height: int, page: int) -> tuple[Sequence[PnlTick], int | UnsetType]:
             response = await self.get_historical_pnl(
