@@ -123,7 +123,9 @@ async def test_markets_and_block_height_quirks(emu: Emulator, http: aiohttp.Clie
     assert "oraclePrices" in market_keys
     await ws.send_json({"type": "subscribe", "channel": "v4_block_height"})
     err = await recv(ws)
-    assert err["message"] == "Invalid subscribe message: already subscribed (v4_block_height-v4_block_height)"
+    # The limit (1) is checked before "already subscribed", and its error names no subscription.
+    assert err["message"] == "Per-connection subscription limit reached for v4_block_height (limit=1)."
+    assert "channel" not in err
     await ws.close()
 
 
@@ -198,7 +200,16 @@ async def test_per_connection_limit(emu: Emulator, http: aiohttp.ClientSession) 
     await ws.send_json({"type": "subscribe", "channel": "v4_subaccounts", "id": f"{ALICE}/999"})
     err = await recv(ws)
     assert err["message"] == "Per-connection subscription limit reached for v4_subaccounts (limit=256)."
-    assert err["message_id"] == 256
+    assert err["message_id"] == 257  # a refused subscribe takes its message_id too
+    # The id is checked before the limit, and the limit before "already subscribed".
+    await ws.send_json({"type": "subscribe", "channel": "v4_subaccounts", "id": f"{ALICE}/128000"})
+    err = await recv(ws)
+    assert err["message"] == f"Invalid subscription id for channel: (v4_subaccounts-{ALICE}/128000)"
+    assert err["message_id"] == 258
+    await ws.send_json({"type": "subscribe", "channel": "v4_subaccounts", "id": f"{ALICE}/0"})
+    err = await recv(ws)
+    assert err["message"] == "Per-connection subscription limit reached for v4_subaccounts (limit=256)."
+    assert err["message_id"] == 259
     await ws.close()
 
 
@@ -363,8 +374,9 @@ async def test_subscribe_attempt_history_is_bounded_to_the_window(
     ws = await connect(http, emu)
     conn = next(iter(emu.hub.connections.values()))
     for n in range(50):
-        await ws.send_json({"type": "subscribe", "channel": "v4_trades", "id": f"NOPE{n}-USD"})
-        assert (await recv(ws))["type"] == "error"
+        # Valid ids: an invalid one is refused before it counts as an attempt.
+        await ws.send_json({"type": "subscribe", "channel": "v4_subaccounts", "id": f"{ALICE}/{n}"})
+        assert (await recv(ws))["type"] == "subscribed"
         clock[0] += 0.3
     assert len(conn._attempts) <= 5  # only ids attempted within the last second
     await ws.close()

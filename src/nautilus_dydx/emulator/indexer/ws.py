@@ -219,6 +219,9 @@ class _Sub:
     channel: str
     id: str | None
     batched: bool
+    # What an error naming this subscription carries: the channel, and the id as the client sent
+    # it (no id when it sent none, as for v4_markets and usually v4_block_height).
+    echo: Json = field(default_factory=dict)
     pending: list[tuple[bytes, Json, int | None]] = field(default_factory=list)
 
 
@@ -258,17 +261,20 @@ class WsConnection:
         self.outbox.append(text)
         self.wake.set()
 
-    def error(self, message: str, channel: str | None = None, sub_id: str | None = None) -> None:
+    def error(self, message: str, echo: Json | None = None) -> None:
+        """An ``error`` with the current ``message_id``; ``echo``: its ``channel``/``id`` fields.
+
+        The venue names the subscription only in its "already subscribed" and snapshot-fetch
+        ("Internal error") errors; every other error has neither field.
+        """
         body: Json = {
             "type": "error",
             "message": message,
             "connection_id": self.id,
             "message_id": self.message_id,
         }
-        if channel is not None:
-            body["channel"] = channel
-        if sub_id is not None:
-            body["id"] = sub_id
+        if echo:
+            body.update(echo)
         self.send(body)
 
     def send_data(self, sub: _Sub, batch: bool, body: bytes, raw: Any, child: int | None) -> None:
@@ -367,14 +373,16 @@ class WsConnection:
             if not isinstance(raw_id, str):
                 # The venue's id checks look the value up among known tickers/addresses, where a
                 # non-string never matches.
-                label = f"{channel}-{_js_str(raw_id)}"
-                self.error(f"Invalid subscription id for channel: ({label})", channel)
+                self.error(f"Invalid subscription id for channel: ({channel}-{_js_str(raw_id)})")
                 return
             sub_id = raw_id
+        echo: Json = {"channel": channel}
+        if "id" in data:
+            echo["id"] = data["id"]
         if kind == "unsubscribe":
             self._unsubscribe(channel, sub_id, data.get("id"))
         else:
-            self._subscribe(channel, sub_id, _js_truthy(data.get("batched", False)))
+            self._subscribe(channel, sub_id, _js_truthy(data.get("batched", False)), echo)
 
     def handle_safely(self, text: str) -> None:
         """:meth:`handle`, with any unexpected failure logged and answered, never raised."""
@@ -384,44 +392,42 @@ class WsConnection:
             log.exception("ws %s: failed to handle a client message", self.id)
             self.error("Internal error, could not process message")
 
-    def _subscribe(self, channel: str, sub_id: str | None, batched: bool) -> None:
+    def _subscribe(self, channel: str, sub_id: str | None, batched: bool, echo: Json) -> None:
+        """The venue's order: the request takes a message_id, then id valid -> per-connection
+        limit -> attempt rate -> snapshot -> not already subscribed; an error carries that id."""
+        self.message_id += 1
+        mid = self.message_id
         key = (channel, sub_id)
-        label = f"{channel}-{sub_id if sub_id is not None else 'undefined'}"
+        if not self.hub.valid_id(channel, sub_id):
+            self.error(f"Invalid subscription id for channel: ({channel}-{sub_id})")
+            return
+        limit = LIMITS[channel]
+        # The request counts against the limit alongside what the connection holds.
+        if sum(1 for c, _ in self.subs if c == channel) + 1 > limit:
+            self.error(f"Per-connection subscription limit reached for {channel} (limit={limit}).")
+            return
+        # The venue names id-less subscriptions after their channel in its texts.
+        label = f"{channel}-{sub_id if sub_id is not None else channel}"
         now = time.monotonic()
         # Forget (channel, id) pairs with no attempt in the last second: only the window counts.
         stale = [k for k, times in self._attempts.items() if now - times[-1] > 1.0]
         for k in stale:
             del self._attempts[k]
         if self._rate(self._attempts.setdefault(key, deque()), now) >= 3:
-            self.error(
-                f"Too many subscribe attempts for channel {label}. Please  reconnect and try again.",
-                channel,
-                sub_id,
-            )
+            self.error(f"Too many subscribe attempts for channel {label}. Please  reconnect and try again.")
             self.hub.schedule_close(self, 1008, RATE_LIMITED_REASON)
             return
-        if not self.hub.valid_id(channel, sub_id):
-            self.error(f"Invalid subscription id for channel: ({label})", channel, sub_id)
-            return
-        if key in self.subs:
-            self.error(f"Invalid subscribe message: already subscribed ({label})", channel, sub_id)
-            return
-        if sum(1 for c, _ in self.subs if c == channel) >= LIMITS[channel]:
-            self.error(
-                f"Per-connection subscription limit reached for {channel} (limit={LIMITS[channel]}).",
-                channel,
-                sub_id,
-            )
-            return
-        self.message_id += 1
         snapshot = self.hub.snapshot(channel, sub_id)
-        sub = _Sub(channel, sub_id, batched)
+        if key in self.subs:
+            self.error(f"Invalid subscribe message: already subscribed ({label})", echo)
+            return
+        sub = _Sub(channel, sub_id, batched, echo)
         self.subs[key] = sub
         self.hub.index(self, sub)
         body: Json = {
             "type": "subscribed",
             "connection_id": self.id,
-            "message_id": self.message_id,
+            "message_id": mid,
             "channel": channel,
         }
         if channel != "v4_markets":
@@ -429,7 +435,7 @@ class WsConnection:
         body["contents"] = snapshot
         self.send(body)
         if channel == "v4_orderbook" and sub_id is not None:
-            self._book_log(sub_id).add(self.message_id, "snapshot", snapshot)
+            self._book_log(sub_id).add(mid, "snapshot", snapshot)
 
     def _unsubscribe(self, channel: str, sub_id: str | None, echo: Any) -> None:
         sub = self.subs.pop((channel, sub_id), None)
@@ -718,8 +724,10 @@ class WsHub:
         return [conn] if conn is not None else []
 
     def internal_error(self, conn: WsConnection, channel: str, sub_id: str | None) -> None:
+        sub = conn.subs.get((channel, sub_id))
+        echo = sub.echo if sub is not None else {"channel": channel}
         conn.drop_subscription(channel, sub_id)
-        conn.error(f"Internal error, could not fetch data for subscription: {channel}.", channel, sub_id)
+        conn.error(f"Internal error, could not fetch data for subscription: {channel}.", echo)
 
     def inject_crossed(self, conn: WsConnection, ticker: str) -> bool:
         """Send a stale bid above the best ask, then refresh the crossed asks so recency drops it."""

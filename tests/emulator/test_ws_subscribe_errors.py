@@ -1,0 +1,152 @@
+"""How the emulated socket refuses requests, as the venue's socks server does.
+
+Facts (protocol reference §4.3 and §4.7, read against socks in dydxprotocol/v4-chain at 84d4664,
+``websocket/index.ts``, ``lib/subscription.ts``):
+
+* a subscribe that names a known channel (and a string id where the channel needs one) takes the
+  next ``message_id`` on arrival; whatever the outcome, its reply carries that id, errors included.
+  The checks before that (channel, id presence) and the invalid-message errors take none;
+* then, in this order: the id is valid for the channel; the per-connection limit, the request
+  counting alongside what is held; the attempt rate per channel and id; the snapshot; not already
+  subscribed. So an invalid id or a full channel never counts as an attempt;
+* only "already subscribed" and the snapshot-fetch "Internal error" name the subscription (``channel``
+  and the ``id`` as the client sent it); every other error has neither field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from nautilus_dydx.emulator.app import Emulator
+
+TOO_MANY = "Too many subscribe attempts for channel {}. Please  reconnect and try again."
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    async with Emulator(block_time=3600, synthetic=False, markets=["BTC-USD", "ETH-USD"]) as e:
+        yield e
+
+
+async def recv(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+    msg = await ws.receive(timeout=5)
+    assert msg.type == aiohttp.WSMsgType.TEXT, msg
+    data: dict[str, Any] = json.loads(msg.data)
+    return data
+
+
+async def connect(http: aiohttp.ClientSession, emu: Emulator) -> tuple[aiohttp.ClientWebSocketResponse, str]:
+    ws = await http.ws_connect(emu.ws_url)
+    hello = await recv(ws)
+    assert hello["type"] == "connected"
+    return ws, hello["connection_id"]
+
+
+async def ask(ws: aiohttp.ClientWebSocketResponse, request: dict[str, Any]) -> dict[str, Any]:
+    await ws.send_json(request)
+    return await recv(ws)
+
+
+def sub(channel: str, id: str | None = None) -> dict[str, Any]:
+    request = {"type": "subscribe", "channel": channel}
+    if id is not None:
+        request["id"] = id
+    return request
+
+
+def error(cid: str, message_id: int, message: str, **echo: Any) -> dict[str, Any]:
+    return {"type": "error", "message": message, "connection_id": cid, "message_id": message_id, **echo}
+
+
+async def test_a_refused_subscribe_takes_a_message_id_and_names_no_subscription(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    ws, cid = await connect(http, emu)
+    assert (await ask(ws, sub("v4_block_height")))["message_id"] == 1
+    # The limit (1) is checked before "already subscribed".
+    limit = await ask(ws, sub("v4_block_height"))
+    assert limit == error(cid, 2, "Per-connection subscription limit reached for v4_block_height (limit=1).")
+    invalid = await ask(ws, sub("v4_orderbook", "NOPE-USD"))
+    assert invalid == error(cid, 3, "Invalid subscription id for channel: (v4_orderbook-NOPE-USD)")
+    book = await ask(ws, sub("v4_orderbook", "BTC-USD"))
+    assert (book["type"], book["message_id"]) == ("subscribed", 4)
+    again = await ask(ws, sub("v4_orderbook", "BTC-USD"))
+    assert again == error(
+        cid,
+        5,
+        "Invalid subscribe message: already subscribed (v4_orderbook-BTC-USD)",
+        channel="v4_orderbook",
+        id="BTC-USD",
+    )
+    assert list(again) == ["type", "message", "connection_id", "message_id", "channel", "id"]
+    markets = await ask(ws, sub("v4_markets"))
+    assert (markets["type"], markets["message_id"]) == ("subscribed", 6)
+    # v4_markets is named after its channel, and the error has no id because the request had none.
+    assert await ask(ws, sub("v4_markets")) == error(
+        cid, 7, "Invalid subscribe message: already subscribed (v4_markets-v4_markets)", channel="v4_markets"
+    )
+    ack = await ask(ws, {"type": "unsubscribe", "channel": "v4_orderbook", "id": "BTC-USD"})
+    assert (ack["type"], ack["message_id"]) == ("unsubscribed", 8)
+    await ws.close()
+
+
+async def test_invalid_ids_and_a_full_channel_are_not_subscribe_attempts(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    ws, cid = await connect(http, emu)
+    for n in range(1, 4):
+        assert await ask(ws, sub("v4_trades", "NOPE-USD")) == error(
+            cid, n, "Invalid subscription id for channel: (v4_trades-NOPE-USD)"
+        )
+    assert (await ask(ws, sub("v4_block_height")))["type"] == "subscribed"
+    for n in range(5, 8):
+        assert (await ask(ws, sub("v4_block_height")))["message_id"] == n  # the limit, not the rate
+    assert (await ask(ws, sub("v4_markets")))["type"] == "subscribed"  # the socket is still open
+    await ws.close()
+
+
+async def test_the_rate_is_checked_before_already_subscribed(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    ws, cid = await connect(http, emu)
+    assert (await ask(ws, sub("v4_trades", "BTC-USD")))["type"] == "subscribed"
+    assert "already subscribed" in (await ask(ws, sub("v4_trades", "BTC-USD")))["message"]
+    refused = await ask(ws, sub("v4_trades", "BTC-USD"))
+    assert refused == error(cid, 3, TOO_MANY.format("v4_trades-BTC-USD"))
+    closing = await ws.receive(timeout=5)
+    assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1008)
+    assert json.loads(closing.extra) == {"message": "Rate limited"}
+
+
+async def test_an_id_less_channel_is_rate_limited_under_its_own_name(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    ws, cid = await connect(http, emu)
+    for _ in range(2):
+        await ask(ws, sub("v4_markets"))
+    assert await ask(ws, sub("v4_markets")) == error(cid, 3, TOO_MANY.format("v4_markets-v4_markets"))
+    closing = await ws.receive(timeout=5)
+    assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1008)
+
+
+async def test_internal_error_names_the_subscription_as_it_was_requested(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    ws, cid = await connect(http, emu)
+    await ask(ws, sub("v4_block_height"))
+    await ask(ws, sub("v4_trades", "BTC-USD"))
+    for channel, id in (("v4_block_height", None), ("v4_trades", "BTC-USD")):
+        async with http.post(
+            emu.indexer_url + "/emulator/faults/ws/internal-error", json={"channel": channel, "id": id}
+        ) as resp:
+            assert (await resp.json())["affected"] == [cid]
+        echo = {"channel": channel} if id is None else {"channel": channel, "id": id}
+        assert await recv(ws) == error(
+            cid, 2, f"Internal error, could not fetch data for subscription: {channel}.", **echo
+        )
+    await ws.close()
