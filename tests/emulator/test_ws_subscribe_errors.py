@@ -1,7 +1,7 @@
 """How the emulated socket refuses requests, as the venue's socks server does.
 
 Facts (protocol reference §4.3 and §4.7, read against socks in dydxprotocol/v4-chain at 84d4664,
-``websocket/index.ts``, ``lib/subscription.ts``):
+``websocket/index.ts``, ``lib/subscription.ts``, ``lib/rate-limit.ts``):
 
 * a subscribe that names a known channel (and a string id where the channel needs one) takes the
   next ``message_id`` on arrival; whatever the outcome, its reply carries that id, errors included.
@@ -10,19 +10,24 @@ Facts (protocol reference §4.3 and §4.7, read against socks in dydxprotocol/v4
   counting alongside what is held; the attempt rate per channel and id; the snapshot; not already
   subscribed. So an invalid id or a full channel never counts as an attempt;
 * only "already subscribed" and the snapshot-fetch "Internal error" name the subscription (``channel``
-  and the ``id`` as the client sent it); every other error has neither field.
+  and the ``id`` as the client sent it); every other error has neither field;
+* the rate limits count per key in a fixed window opened by the first attempt: the third attempt
+  within one second of that first one is refused.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
 import pytest
 
 from nautilus_dydx.emulator.app import Emulator
+from nautilus_dydx.emulator.indexer import ws as ws_module
+from nautilus_dydx.emulator.indexer.ws import FixedWindowLimit
 
 TOO_MANY = "Too many subscribe attempts for channel {}. Please  reconnect and try again."
 
@@ -130,6 +135,53 @@ async def test_an_id_less_channel_is_rate_limited_under_its_own_name(
     for _ in range(2):
         await ask(ws, sub("v4_markets"))
     assert await ask(ws, sub("v4_markets")) == error(cid, 3, TOO_MANY.format("v4_markets-v4_markets"))
+    closing = await ws.receive(timeout=5)
+    assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1008)
+
+
+def test_the_rate_limit_is_a_window_opened_by_the_first_attempt() -> None:
+    limit = FixedWindowLimit(points=2, window=1.0)
+    assert [limit.refuse("k", t) for t in (0.0, 0.6)] == [False, False]
+    # 1.0 s after the first attempt a new window opens, although 0.6 was 0.4 s ago: a sliding
+    # window would refuse the attempt at 1.3 (0.6, 1.0 and 1.3 within one second).
+    assert [limit.refuse("k", t) for t in (1.0, 1.3)] == [False, False]
+    assert limit.refuse("k", 1.5)  # the third in the window opened at 1.0
+    assert not limit.refuse("other", 1.5)  # per key
+    limit.forget_expired(2.0)
+    assert len(limit) == 1  # "k" (window from 1.0) has passed; "other" (from 1.5) has not
+
+
+async def test_subscribe_attempts_count_in_a_window_from_the_first(
+    emu: Emulator, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    # The module's own clock only (the event loop keeps the real one).
+    monkeypatch.setattr(ws_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    ws, cid = await connect(http, emu)
+    replies = []
+    for at in (0.0, 0.6, 1.0, 1.3, 1.5):
+        clock[0] = 1000.0 + at
+        replies.append(await ask(ws, sub("v4_trades", "BTC-USD")))
+    assert [r["type"] for r in replies] == ["subscribed", "error", "error", "error", "error"]
+    assert [r["message"] for r in replies[1:4]] == [
+        "Invalid subscribe message: already subscribed (v4_trades-BTC-USD)"
+    ] * 3
+    assert replies[4] == error(cid, 5, TOO_MANY.format("v4_trades-BTC-USD"))
+
+
+async def test_invalid_messages_count_in_a_window_from_the_first(
+    emu: Emulator, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(ws_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    ws, cid = await connect(http, emu)
+    for at in (0.0, 0.6, 1.0, 1.3):
+        clock[0] = 1000.0 + at
+        assert await ask(ws, {"type": "dance"}) == error(cid, 0, "Invalid message type: dance")
+    clock[0] = 1001.5
+    assert (await ask(ws, {"type": "dance"}))["message"] == (
+        "Too many invalid messages. Please reconnect and try again."
+    )
     closing = await ws.receive(timeout=5)
     assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1008)
 

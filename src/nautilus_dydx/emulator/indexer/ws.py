@@ -30,7 +30,7 @@ from nautilus_dydx.emulator.indexer.store import PARENT_MODULUS, IndexerStore
 if TYPE_CHECKING:
     from nautilus_dydx.emulator.indexer.rest import RestApi
 
-__all__ = ["BookLog", "WsConnection", "WsHub", "book_checksum"]
+__all__ = ["BookLog", "FixedWindowLimit", "WsConnection", "WsHub", "book_checksum"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,10 @@ CHECKSUM_HISTORY = 4096
 CHECKSUM_DEPTH = 25  # the default depth of docs/checksum.md
 CLOSED_CONNECTIONS_KEPT = 64
 OUTBOX_LIMIT = 200_000
+# socks' rate limits (subscribe attempts per channel and id, invalid messages): at most this many
+# attempts per key in a window opened by the first one.
+RATE_LIMIT_POINTS = 2
+RATE_LIMIT_WINDOW = 1.0
 RATE_LIMITED_REASON = '{"message":"Rate limited"}'
 RESTART_REASON = '{"message":"Service restarting"}'
 _ENC = msgspec.json.Encoder()
@@ -169,6 +173,41 @@ def _js_truthy(value: Any) -> bool:
     return bool(value)
 
 
+class FixedWindowLimit:
+    """The venue's per-key rate limit: the first attempt opens a window of ``window`` seconds, and
+    an attempt that brings the count in that window above ``points`` is refused.
+
+    A fixed window, not a sliding one: the first attempt after the window has passed opens a new
+    window with a count of one, however recent the attempts before it.
+    """
+
+    __slots__ = ("_windows", "points", "window")
+
+    def __init__(self, points: int = RATE_LIMIT_POINTS, window: float = RATE_LIMIT_WINDOW) -> None:
+        self.points = points
+        self.window = window
+        self._windows: dict[Any, tuple[float, int]] = {}
+
+    def refuse(self, key: Any, now: float) -> bool:
+        """Count an attempt on ``key`` at ``now``; True when it is over the limit."""
+        opened = self._windows.get(key)
+        if opened is not None and now - opened[0] < self.window:
+            count = opened[1] + 1
+            self._windows[key] = (opened[0], count)
+            return count > self.points
+        self._windows[key] = (now, 1)
+        return False
+
+    def forget_expired(self, now: float) -> None:
+        """Drop the keys whose window has passed: their next attempt opens a new one anyway."""
+        expired = [k for k, (start, _) in self._windows.items() if now - start >= self.window]
+        for key in expired:
+            del self._windows[key]
+
+    def __len__(self) -> int:
+        return len(self._windows)
+
+
 class BookLog:
     """The checksum a correct client's book has after each ``v4_orderbook`` message of one ticker
     sent on one connection (docs/checksum.md), bounded to the last ``limit`` messages.
@@ -242,8 +281,8 @@ class WsConnection:
         self.pong = asyncio.Event()
         self.stalled_until = 0.0
         self.closing = False
-        self._invalid: deque[float] = deque()
-        self._attempts: dict[tuple[str, str | None], deque[float]] = {}
+        self._invalid = FixedWindowLimit()
+        self._attempts = FixedWindowLimit()
         self.tasks: list[asyncio.Task[None]] = []
 
     # --- output -------------------------------------------------------------------------------
@@ -325,14 +364,8 @@ class WsConnection:
 
     # --- input --------------------------------------------------------------------------------
 
-    def _rate(self, times: deque[float], now: float) -> int:
-        times.append(now)
-        while times and now - times[0] > 1.0:
-            times.popleft()
-        return len(times)
-
     def _invalid_message(self, text: str) -> None:
-        if self._rate(self._invalid, time.monotonic()) >= 3:
+        if self._invalid.refuse("invalid", time.monotonic()):
             self.error("Too many invalid messages. Please reconnect and try again.")
             self.hub.schedule_close(self, 1008, RATE_LIMITED_REASON)
             return
@@ -409,11 +442,8 @@ class WsConnection:
         # The venue names id-less subscriptions after their channel in its texts.
         label = f"{channel}-{sub_id if sub_id is not None else channel}"
         now = time.monotonic()
-        # Forget (channel, id) pairs with no attempt in the last second: only the window counts.
-        stale = [k for k, times in self._attempts.items() if now - times[-1] > 1.0]
-        for k in stale:
-            del self._attempts[k]
-        if self._rate(self._attempts.setdefault(key, deque()), now) >= 3:
+        self._attempts.forget_expired(now)
+        if self._attempts.refuse(key, now):
             self.error(f"Too many subscribe attempts for channel {label}. Please  reconnect and try again.")
             self.hub.schedule_close(self, 1008, RATE_LIMITED_REASON)
             return
