@@ -100,6 +100,27 @@ async def test_a_refused_subscribe_takes_a_message_id_and_names_no_subscription(
     await ws.close()
 
 
+async def test_the_checks_before_the_message_id_is_taken(emu: Emulator, http: aiohttp.ClientSession) -> None:
+    ws, cid = await connect(http, emu)
+    cases = [
+        (sub("v4_trades") | {"channel": ""}, "Invalid subscribe message: channel is required"),
+        ({"type": "unsubscribe"}, "Invalid subscribe message: channel is required"),
+        (sub("v4_nope"), "Invalid channel: v4_nope"),
+        (sub("v4_trades"), "Invalid id: undefined"),
+        (sub("v4_trades") | {"id": None}, "Invalid id: null"),
+        (sub("v4_candles") | {"id": ["BTC-USD/1MIN"]}, "Invalid id: BTC-USD/1MIN"),
+        (sub("v4_orderbook") | {"id": 7}, "Invalid id: 7"),
+        (
+            {"type": "unsubscribe", "channel": "v4_trades", "id": {"t": "BTC-USD"}},
+            "Invalid id: [object Object]",
+        ),
+    ]
+    for request, text in cases:
+        assert await ask(ws, request) == error(cid, 0, text), request
+    assert (await ask(ws, sub("v4_trades", "BTC-USD")))["message_id"] == 1
+    await ws.close()
+
+
 async def test_invalid_ids_and_a_full_channel_are_not_subscribe_attempts(
     emu: Emulator, http: aiohttp.ClientSession
 ) -> None:
@@ -184,6 +205,21 @@ async def test_invalid_messages_count_in_a_window_from_the_first(
     )
     closing = await ws.receive(timeout=5)
     assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1008)
+
+
+async def test_malformed_frames(emu: Emulator, http: aiohttp.ClientSession) -> None:
+    ws, cid = await connect(http, emu)
+    # The venue's parser refuses NaN; a falsy type is no type.
+    await ws.send_str('{"type": NaN}')
+    assert await recv(ws) == error(cid, 0, "Invalid message: could not parse")
+    assert await ask(ws, {"type": ""}) == error(cid, 0, "Invalid message: type is required")
+    # A bare null fails the venue's handler itself: a plain "Internal error", outside the
+    # invalid-message limit (a fourth invalid message would be the third in the window).
+    for _ in range(3):
+        await ws.send_str("null")
+        assert await recv(ws) == error(cid, 0, "Internal error")
+    assert (await ask(ws, sub("v4_markets")))["type"] == "subscribed"
+    await ws.close()
 
 
 async def test_internal_error_names_the_subscription_as_it_was_requested(

@@ -173,6 +173,10 @@ def _js_truthy(value: Any) -> bool:
     return bool(value)
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # JavaScript's JSON.parse refuses NaN and Infinity
+
+
 class FixedWindowLimit:
     """The venue's per-key rate limit: the first attempt opens a window of ``window`` seconds, and
     an attempt that brings the count in that window above ``points`` is refused.
@@ -373,11 +377,16 @@ class WsConnection:
 
     def handle(self, text: str) -> None:
         try:
-            data = json.loads(text)
+            data = json.loads(text, parse_constant=_reject_constant)
         except ValueError:
             self._invalid_message("Invalid message: could not parse")
             return
-        if not isinstance(data, dict) or "type" not in data:
+        if data is None:
+            # The venue reads ``.type`` of the parsed value, which throws on null; its catch-all
+            # answers this, outside the invalid-message limit.
+            self.error("Internal error")
+            return
+        if not isinstance(data, dict) or not _js_truthy(data.get("type")):
             self._invalid_message("Invalid message: type is required")
             return
         kind = data["type"]
@@ -386,12 +395,17 @@ class WsConnection:
         if kind not in ("subscribe", "unsubscribe"):
             self._invalid_message(f"Invalid message type: {_js_str(kind)}")
             return
+        # The checks both requests share; none takes a message_id.
         channel = data.get("channel")
-        if channel is None:
-            self.error(f"Invalid {kind} message: channel is required")
+        if not _js_truthy(channel):
+            self.error("Invalid subscribe message: channel is required")
             return
         if not isinstance(channel, str) or channel not in VERSIONS:
             self.error(f"Invalid channel: {_js_str(channel)}")
+            return
+        raw_id = data.get("id")
+        if channel not in NO_ID and not isinstance(raw_id, str):
+            self.error(f"Invalid id: {_js_str(raw_id) if 'id' in data else 'undefined'}")
             return
         sub_id: str | None
         if channel == "v4_block_height":
@@ -399,19 +413,10 @@ class WsConnection:
         elif channel == "v4_markets":
             sub_id = None
         else:
-            raw_id = data.get("id")
-            if raw_id is None:
-                self.error("Invalid id: undefined")
-                return
-            if not isinstance(raw_id, str):
-                # The venue's id checks look the value up among known tickers/addresses, where a
-                # non-string never matches.
-                self.error(f"Invalid subscription id for channel: ({channel}-{_js_str(raw_id)})")
-                return
             sub_id = raw_id
         echo: Json = {"channel": channel}
         if "id" in data:
-            echo["id"] = data["id"]
+            echo["id"] = raw_id
         if kind == "unsubscribe":
             self._unsubscribe(channel, sub_id, data.get("id"))
         else:
