@@ -12,7 +12,8 @@ Facts (protocol reference §4.3 and §4.7, read against socks in dydxprotocol/v4
 * only "already subscribed" and the snapshot-fetch "Internal error" name the subscription (``channel``
   and the ``id`` as the client sent it); every other error has neither field;
 * the rate limits count per key in a fixed window opened by the first attempt: the third attempt
-  within one second of that first one is refused.
+  within one second of that first one is refused;
+* an unsubscribe ack echoes the request's id as it was, so none when the request had none.
 """
 
 from __future__ import annotations
@@ -219,6 +220,30 @@ async def test_malformed_frames(emu: Emulator, http: aiohttp.ClientSession) -> N
         await ws.send_str("null")
         assert await recv(ws) == error(cid, 0, "Internal error")
     assert (await ask(ws, sub("v4_markets")))["type"] == "subscribed"
+    await ws.close()
+
+
+async def test_unsubscribe_acks_echo_the_request_id_as_it_was(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    ws, cid = await connect(http, emu)
+    await ask(ws, sub("v4_block_height"))
+    plain = await ask(ws, {"type": "unsubscribe", "channel": "v4_block_height"})
+    assert plain == {
+        "type": "unsubscribed",
+        "connection_id": cid,
+        "message_id": 2,
+        "channel": "v4_block_height",
+    }
+    # The subscription is gone: subscribing again is accepted.
+    assert (await ask(ws, sub("v4_block_height")))["type"] == "subscribed"
+    named = await ask(ws, {"type": "unsubscribe", "channel": "v4_block_height", "id": "v4_block_height"})
+    assert named["id"] == "v4_block_height"
+    null = await ask(ws, {"type": "unsubscribe", "channel": "v4_block_height", "id": None})
+    assert "id" in null
+    assert null["id"] is None
+    markets = await ask(ws, {"type": "unsubscribe", "channel": "v4_markets", "id": "x"})
+    assert "id" not in markets
     await ws.close()
 
 

@@ -418,7 +418,7 @@ class WsConnection:
         if "id" in data:
             echo["id"] = raw_id
         if kind == "unsubscribe":
-            self._unsubscribe(channel, sub_id, data.get("id"))
+            self._unsubscribe(channel, sub_id, echo)
         else:
             self._subscribe(channel, sub_id, _js_truthy(data.get("batched", False)), echo)
 
@@ -472,7 +472,7 @@ class WsConnection:
         if channel == "v4_orderbook" and sub_id is not None:
             self._book_log(sub_id).add(mid, "snapshot", snapshot)
 
-    def _unsubscribe(self, channel: str, sub_id: str | None, echo: Any) -> None:
+    def _unsubscribe(self, channel: str, sub_id: str | None, echo: Json) -> None:
         sub = self.subs.pop((channel, sub_id), None)
         if sub is not None:
             self.hub.unindex(self, sub)
@@ -483,10 +483,10 @@ class WsConnection:
             "message_id": self.message_id,
             "channel": channel,
         }
-        if channel != "v4_markets" and echo is not None:
-            body["id"] = echo
-        elif channel == "v4_block_height":
-            body["id"] = sub_id
+        # The id exactly as the request had it: none when it had none (v4_block_height too), and
+        # never on v4_markets.
+        if channel != "v4_markets" and "id" in echo:
+            body["id"] = echo["id"]
         self.send(body)
 
     def drop_subscription(self, channel: str, sub_id: str | None) -> bool:
