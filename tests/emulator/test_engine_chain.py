@@ -152,6 +152,46 @@ def test_equity_tier_limit_10001() -> None:
     expect(10001, c.place, "small", "BUY", STEP, TICK * 10, flags=LONG_TERM)
 
 
+def test_long_term_order_needs_collateral_for_its_full_size_3007() -> None:
+    c = Chain()
+    c.fund("thin", amount=100_000_000)  # 100 USDC: at 5% IMF, 0.04 BTC (2000 USDC) at the oracle
+    c.engine.produce_block()
+    c.take()
+    err = expect(3007, c.place, "thin", "BUY", 401 * STEP, PRICE, flags=LONG_TERM)
+    assert err.raw_log.startswith("PlaceStatefulOrder: order ({OrderId:{SubaccountId:{Owner:thin Number:0}")
+    assert err.raw_log.endswith(
+        "result (NewlyUndercollateralized): Stateful order collateralization check failed"
+    )
+    expect(3007, c.place, "thin", "SELL", 401 * STEP, PRICE, flags=LONG_TERM)
+    # Checked at the order's own price: a bid 2% over the oracle pays the difference out of equity.
+    expect(3007, c.place, "thin", "BUY", 300 * STEP, PRICE + 1000 * TICK, flags=LONG_TERM)
+    # 400 steps need exactly the 100 USDC it has; the maker rebate is counted in its favour.
+    order = c.place("thin", "BUY", 400 * STEP, PRICE, flags=LONG_TERM)
+    # Conditional orders are not checked when placed.
+    stop = c.place(
+        "thin", "BUY", 4000 * STEP, PRICE, flags=CONDITIONAL, condition="STOP_LOSS", trigger=PRICE + TICK
+    )
+    c.engine.produce_block()
+    placed = [x.order.key for x in c.take() if isinstance(x, OrderPlaced)]
+    assert placed == [order.key, stop.key]
+
+
+def test_long_term_order_breaking_isolation_is_2005(chain: Chain) -> None:
+    eigen, eigen_step, eigen_price = 300, 1_000_000, 4_973_000_000  # 1 EIGEN at 4.973 USD
+    chain.fund("dave", "erin")
+    chain.place("bob", "SELL", STEP, PRICE)
+    chain.place("alice", "BUY", STEP, PRICE, tif="IOC")  # alice holds a cross position
+    chain.place("dave", "SELL", eigen_step, eigen_price, clob=eigen)
+    chain.place("erin", "BUY", eigen_step, eigen_price, clob=eigen, tif="IOC")  # erin an isolated one
+    err = expect(2005, chain.place, "alice", "BUY", eigen_step, eigen_price, clob=eigen, flags=LONG_TERM)
+    assert err.raw_log.endswith(
+        "result (ViolatesIsolatedSubaccountConstraints): Order would violate isolated subaccount constraints."
+    )
+    expect(2005, chain.place, "erin", "BUY", STEP, PRICE - TICK, flags=LONG_TERM)
+    chain.place("erin", "SELL", eigen_step, eigen_price + eigen_step, clob=eigen, flags=LONG_TERM)
+    chain.place("carol", "BUY", eigen_step, eigen_price - eigen_step, clob=eigen, flags=LONG_TERM)  # flat
+
+
 def test_block_rate_limits_5001() -> None:
     limits = BlockRateLimits(
         max_short_term_orders_per_n_blocks=(BlockRateLimit(1, 2),),

@@ -31,7 +31,8 @@ their own indices after those.
 Order of the checks, as the chain's CheckTx runs them (x/clob ante: the rate-limit decorator, then the
 clob decorator): ``ValidateBasic``; for a short-term place / cancel / batch cancel the GTB window
 (10/11) and then the block rate limit (5001); for a stateful place the rate limit; then the clob
-pair's tick, step and status checks (12, 34) and the rest. The engine charges the rate limit only
+pair's tick, step and status checks (12, 34) and the rest; a long-term place ends with the equity
+tier (10001) and the full-size collateral check (2005, 3007). The engine charges the rate limit only
 for operations it accepts; the chain's limiter also charges attempts that fail later.
 
 :meth:`ChainEngine.atomic` runs several calls all-or-nothing (a multi-message transaction): state
@@ -94,6 +95,7 @@ from nautilus_dydx.emulator.engine.validation import (
 )
 from nautilus_dydx.emulator.events import (
     CONDITIONAL,
+    LONG_TERM,
     SHORT_TERM,
     BlockCommitted,
     ChainEvent,
@@ -179,6 +181,19 @@ class _LiveOrder:
 
 def _ref(key: OrderKey) -> SubaccountRef:
     return SubaccountRef(key.owner, key.subaccount_number)
+
+
+def _go_order(order: OrderSnapshot) -> str:
+    """The order fields the venue's ``%+v`` of an Order starts with (for error details)."""
+    expiry = (
+        f"GoodTilBlock:{order.good_til_block}"
+        if order.good_til_block is not None
+        else f"GoodTilBlockTime:{order.good_til_block_time}"
+    )
+    return (
+        f"{{OrderId:{go_order_id(order.key)} Side:SIDE_{order.side} Quantums:{order.quantums} "
+        f"Subticks:{order.subticks} {expiry}}}"
+    )
 
 
 @dataclass(slots=True)
@@ -661,7 +676,7 @@ class ChainEngine:
 
         Raises:
             EngineError: the venue's rejection (clob codes 3-12, 20, 24, 30, 34, 44, 48, 2001, 2003,
-                2004, 3000-3008, 5001, 6000, 6001, 9003, 10001).
+                2004, 2005, 3000-3008, 5001, 6000, 6001, 9003, 10001).
         """
         validate_order_basic(order)
         key = order.key
@@ -744,6 +759,8 @@ class ChainEngine:
             )
         validate_conditional_trigger(order, market)
         self._check_equity_tier(order)
+        if key.order_flags == LONG_TERM:
+            self._check_full_size_collateral(order, market)
         self._pending_stateful[key] = (order, tx_hash, self._next_tx())
 
     def _place_stateful_in_block(
@@ -777,6 +794,37 @@ class ChainEngine:
                 f"Opening order would exceed equity tier limit of {limit}. Order count: {count}, total net "
                 f"collateral: {net_collateral}, order id: {go_order_id(order.key)}",
             )
+
+    def _check_full_size_collateral(self, order: OrderSnapshot, market: MarketInfo) -> None:
+        """PlaceStatefulOrder's spam check of a long-term order (§5.4): the subaccount must be able to
+        take the whole order, filled at its own price and paying its owner's maker fee.
+
+        Conditional orders skip it (they are checked when they match). Raises clob 2005 when the
+        fill would break the isolated-market rules, else 3007 when it would leave the subaccount
+        undercollateralized (judged as :meth:`_fill_allowed` judges a fill).
+        """
+        ref = _ref(order.key)
+        quote = quote_quantums(market, order.quantums, order.subticks)
+        fee = fee_quantums(quote, self.fee_tier(ref.address).maker_fee_ppm)
+        if self._violates_isolation(ref, market):
+            code, result = 2005, "ViolatesIsolatedSubaccountConstraints"
+        elif not self._fill_allowed(ref, market, order.side, order.quantums, quote, fee):
+            sub = self._subaccounts.get(ref) or Subaccount(ref)
+            healthy = sub.risk(self._markets, self._oracle.prices).free_collateral >= 0
+            code, result = 3007, "NewlyUndercollateralized" if healthy else "StillUndercollateralized"
+        else:
+            return
+        raise clob_error(code, f"PlaceStatefulOrder: order ({_go_order(order)}), result ({result})")
+
+    def _violates_isolation(self, ref: SubaccountRef, market: MarketInfo) -> bool:
+        """x/subaccounts' isolated-market rules for a trade in ``market``: a subaccount holding an
+        isolated position trades only that market; one holding cross positions opens no isolated one."""
+        sub = self._subaccounts.get(ref)
+        held = [c for c, p in sub.positions.items() if p.quantums] if sub is not None else []
+        isolated = [c for c in held if self._markets[c].market_type == "ISOLATED"]
+        if isolated:
+            return market.clob_pair_id != isolated[0]
+        return bool(held) and market.market_type == "ISOLATED"
 
     def cancel_order(
         self,

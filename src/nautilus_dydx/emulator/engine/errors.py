@@ -38,6 +38,7 @@ CLOB_MESSAGES: dict[int, str] = {
     2001: "Reduce-only orders cannot increase the position size",
     2003: "Post-only order would cross one or more maker orders",
     2004: "IOC order is already filled, remaining size is cancelled.",
+    2005: "Order would violate isolated subaccount constraints.",
     3000: "Invalid order flags",
     3001: "Invalid order goodTilBlockTime",
     3002: "Stateful orders cannot require immediate execution",
