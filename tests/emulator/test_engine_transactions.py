@@ -190,10 +190,13 @@ def test_tx_deposit_to_another_owners_subaccount() -> None:
     msg = tu.deposit(payer.address, 20 * tu.USDC)
     msg.recipient.owner = owner.address
     msg.recipient.number = 7
-    assert chain.send(payer, msg).code == 0
+    assert chain.send(payer, msg, fee=tu.USDC_FEE).code == 0
     state = chain.engine.subaccount(owner.address, 7)
     assert state is not None
     assert state.usdc_quantums == 20 * tu.USDC
+    payer_account = chain.engine.account(payer.address)
+    assert payer_account is not None
+    assert payer_account.balances[USDC_DENOM] == 30 * tu.USDC - tu.USDC_FEE[0][1]
 
 
 # --- 3. choosing an account number ------------------------------------------------------------------

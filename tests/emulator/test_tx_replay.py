@@ -11,7 +11,7 @@ from tests.emulator import txutil as tu
 from tests.emulator.txutil import LONG_TERM, Harness, Key
 
 from nautilus_dydx.emulator.engine.errors import EngineError
-from nautilus_dydx.emulator.params import USDC_DENOM
+from nautilus_dydx.emulator.params import NATIVE_DENOM, USDC_DENOM
 from nautilus_dydx.emulator.validator import TxFaults
 from nautilus_dydx.emulator.validator.tx import MAX_TIMESTAMP_NONCES, TimestampNonces
 
@@ -23,7 +23,9 @@ def key() -> Key:
 
 @pytest.fixture
 def chain(key: Key) -> Harness:
-    return Harness.with_funds(key)
+    harness = Harness.with_funds(key)
+    harness.fund_gas(key)  # fees of the transactions without clob messages, in the native token
+    return harness
 
 
 def block_ms(chain: Harness) -> int:
@@ -45,26 +47,26 @@ def test_stateful_txs_need_and_increment_the_sequence(chain: Harness, key: Key) 
         assert chain.sequence(key) == n + 1
         chain.engine.produce_block()
     assert chain.send(key, tu.cancel(key.address, 0, flags=LONG_TERM, gtbt=chain.gtbt(7200))).code == 0
-    assert chain.send(key, tu.withdraw(key.address, tu.USDC)).code == 0
+    assert chain.send(key, tu.withdraw(key.address, tu.USDC), fee=tu.NATIVE_FEE).code == 0
     assert chain.sequence(key) == 5
     # a rejected stateful tx does not consume its sequence number
-    assert chain.send(key, tu.withdraw(key.address, 10**12)).code == 102
+    assert chain.send(key, tu.withdraw(key.address, 10**12), fee=tu.NATIVE_FEE).code == 102
     assert chain.sequence(key) == 5
 
 
 def test_timestamp_nonce_accepted_within_window_and_not_incremented(chain: Harness, key: Key) -> None:
     now = block_ms(chain)
     for n, nonce in enumerate([now, now - 30_000, now + 30_000]):
-        assert chain.send(key, tu.withdraw(key.address, n + 1), sequence=nonce).code == 0
+        assert chain.send(key, tu.withdraw(key.address, n + 1), sequence=nonce, fee=tu.NATIVE_FEE).code == 0
     assert chain.sequence(key) == 0
-    reused = chain.send(key, tu.withdraw(key.address, 10), sequence=now)
+    reused = chain.send(key, tu.withdraw(key.address, 10), sequence=now, fee=tu.NATIVE_FEE)
     assert (reused.codespace, reused.code, reused.raw_log) == (
         "sdk",
         32,
         f"timestamp nonce {now} rejected: incorrect account sequence",
     )
     for nonce in (now - 30_001, now + 30_001):
-        late = chain.send(key, tu.withdraw(key.address, 11), sequence=nonce)
+        late = chain.send(key, tu.withdraw(key.address, 11), sequence=nonce, fee=tu.NATIVE_FEE)
         assert (
             late.raw_log
             == f"timestamp nonce {nonce} not within valid time window: incorrect account sequence"
@@ -81,13 +83,13 @@ def test_timestamp_nonce_accepted_within_window_and_not_incremented(chain: Harne
 def test_timestamp_nonces_forget_old_ones_but_never_go_back(chain: Harness, key: Key) -> None:
     now = block_ms(chain)
     first = now - 20_000
-    assert chain.send(key, tu.withdraw(key.address, tu.USDC), sequence=first).code == 0
+    assert chain.send(key, tu.withdraw(key.address, tu.USDC), sequence=first, fee=tu.NATIVE_FEE).code == 0
     chain.engine.produce_block(chain.engine.block_time + dt.timedelta(seconds=15))
     # first is now 35 s old: ejected at the next check, and anything <= it stays refused
     newer = block_ms(chain) - 29_000
-    assert chain.send(key, tu.withdraw(key.address, tu.USDC), sequence=newer).code == 0
+    assert chain.send(key, tu.withdraw(key.address, tu.USDC), sequence=newer, fee=tu.NATIVE_FEE).code == 0
     assert chain.servicer.ante.nonces.remembered(key.address) == (newer,)
-    stale = chain.send(key, tu.withdraw(key.address, 2 * tu.USDC), sequence=first)
+    stale = chain.send(key, tu.withdraw(key.address, 2 * tu.USDC), sequence=first, fee=tu.NATIVE_FEE)
     assert stale.code == 32
 
 
@@ -147,40 +149,46 @@ def test_forced_sequence_mismatch_fault(key: Key) -> None:
 def test_deposit_withdraw_transfer_and_fees(chain: Harness, key: Key) -> None:
     other = Key.from_mnemonic(tu.MNEMONIC_1)
     chain.fund(other, 1)
-    assert chain.send(key, tu.withdraw(key.address, 100 * tu.USDC)).code == 0
     account = chain.engine.account(key.address)
     assert account is not None
+    native = account.balances[NATIVE_DENOM]
+    # The wallet holds no USDC yet: the first fee is paid in the native token.
+    assert chain.send(key, tu.withdraw(key.address, 100 * tu.USDC), fee=tu.NATIVE_FEE).code == 0
     assert account.balances[USDC_DENOM] == 100 * tu.USDC
-    fee = [(USDC_DENOM, 5_000)]
-    assert chain.send(key, tu.deposit(key.address, 40 * tu.USDC, number=2), fee=fee).code == 0
-    assert account.balances[USDC_DENOM] == 60 * tu.USDC - 5_000
+    assert account.balances[NATIVE_DENOM] == native - tu.NATIVE_FEE[0][1]
+    deposit = tu.deposit(key.address, 40 * tu.USDC, number=2)
+    assert chain.send(key, deposit, fee=tu.USDC_FEE).code == 0
+    assert account.balances[USDC_DENOM] == 60 * tu.USDC - 25_000
+    assert chain.engine.fee_collector_quantums == 25_000
     sub2 = chain.engine.subaccount(key.address, 2)
     assert sub2 is not None
     assert sub2.usdc_quantums == 40 * tu.USDC
-    assert chain.send(key, tu.transfer(key.address, other.address, 7 * tu.USDC, number=2)).code == 0
+    move = tu.transfer(key.address, other.address, 7 * tu.USDC, number=2)
+    assert chain.send(key, move, fee=tu.USDC_FEE).code == 0
     received = chain.engine.subaccount(other.address, 0)
     assert received is not None
     assert received.usdc_quantums == 8 * tu.USDC
-    broke = chain.send(key, tu.withdraw(key.address, tu.USDC), fee=[("adv4tnt", 10)])
+    broke = chain.send(key, tu.withdraw(key.address, tu.USDC), fee=[(USDC_DENOM, 10**12)])
     assert (broke.codespace, broke.code, broke.raw_log) == (
         "sdk",
         5,
-        "spendable balance 0adv4tnt is smaller than 10adv4tnt: insufficient funds: insufficient funds",
+        f"spendable balance 59950000{USDC_DENOM} is smaller than 1000000000000{USDC_DENOM}: "
+        "insufficient funds: insufficient funds",
     )
     assert chain.sequence(key) == 3
     assert chain.engine.usdc_supply() == chain.engine.minted_usdc
-    same = chain.send(key, tu.transfer(key.address, key.address, 1))
+    same = chain.send(key, tu.transfer(key.address, key.address, 1), fee=tu.USDC_FEE)
     assert (same.codespace, same.code) == ("sending", 1)
-    assert chain.send(key, tu.withdraw(key.address, 0)).raw_log == "Invalid transfer amount"
+    assert chain.send(key, tu.withdraw(key.address, 0), fee=tu.USDC_FEE).raw_log == "Invalid transfer amount"
 
 
 def test_clob_txs_pay_no_fee(chain: Harness, key: Key) -> None:
-    chain.engine.fund_wallet(key.address, "adv4tnt", 100)
-    msg = tu.place(key.address, 1, gtb=chain.height + 5)
-    assert chain.send(key, msg, fee=[("adv4tnt", 100)]).code == 0
     account = chain.engine.account(key.address)
     assert account is not None
-    assert account.balances["adv4tnt"] == 100
+    native = account.balances[NATIVE_DENOM]
+    msg = tu.place(key.address, 1, gtb=chain.height + 5)
+    assert chain.send(key, msg, fee=[(NATIVE_DENOM, 100)]).code == 0
+    assert account.balances[NATIVE_DENOM] == native
 
 
 def test_get_tx_finds_stateful_txs_once_in_a_block(chain: Harness, key: Key) -> None:

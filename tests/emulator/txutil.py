@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import bech32
@@ -28,6 +29,7 @@ from v4_proto.dydxprotocol.sending import tx_pb2 as sending_tx
 from v4_proto.dydxprotocol.subaccounts import subaccount_pb2
 
 from nautilus_dydx.emulator.engine.chain import ChainEngine
+from nautilus_dydx.emulator.params import NATIVE_DENOM, USDC_DENOM
 from nautilus_dydx.emulator.validator import TxFaults, TxServicer
 
 N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -254,18 +256,31 @@ CHAIN_ID = "dydx-testnet-4"
 START_HEIGHT = 1_000_000
 USDC = 1_000_000  # quantums per USDC
 LONG_TERM = 64  # the order flag of a long-term order on the wire
+# What a node with the venue's default minimum gas prices (0.025 micro-USDC or 25e9 adv4tnt per gas)
+# asks of a transaction without clob messages at sign_tx's default gas limit of 1 000 000.
+USDC_FEE = [(USDC_DENOM, 25_000)]
+NATIVE_FEE = [(NATIVE_DENOM, 25_000_000_000 * 1_000_000)]
 
 
 class Harness:
     """A started engine (BTC-USD, ETH-USD; height 1 000 000 at T0) and a TxServicer on it."""
 
-    def __init__(self, *, chain_id: str = CHAIN_ID, faults: TxFaults | None = None, **engine: Any) -> None:
+    def __init__(
+        self,
+        *,
+        chain_id: str = CHAIN_ID,
+        faults: TxFaults | None = None,
+        min_gas_prices: Mapping[str, Decimal] | None = None,
+        **engine: Any,
+    ) -> None:
         engine.setdefault("markets", ["BTC-USD", "ETH-USD"])
         engine.setdefault("start_height", START_HEIGHT)
         engine.setdefault("start_time", T0)
         self.engine = ChainEngine(**engine)
         self.engine.start()
-        self.servicer = TxServicer(self.engine, chain_id=chain_id, faults=faults)
+        self.servicer = TxServicer(
+            self.engine, chain_id=chain_id, faults=faults, min_gas_prices=min_gas_prices
+        )
         self.chain_id = chain_id
 
     @classmethod
@@ -286,6 +301,11 @@ class Harness:
             account = self.engine.account(key.address)
             assert account is not None
             account.account_number = account_number
+
+    def fund_gas(self, key: Key, txs: int = 20) -> None:
+        """Mint enough of the native token into the wallet of ``key`` to pay ``NATIVE_FEE`` ``txs`` times
+        (fees in the native denom leave the USDC balances that tests check alone)."""
+        self.engine.fund_wallet(key.address, NATIVE_DENOM, txs * NATIVE_FEE[0][1])
 
     def sequence(self, key: Key) -> int:
         account = self.engine.account(key.address)

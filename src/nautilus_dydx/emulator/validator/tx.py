@@ -14,20 +14,26 @@ Order of the checks, as the chain runs them:
    ``TxRaw`` / ``AuthInfo``, only non-critical (tag >= 1024) unknown fields in ``TxBody``, known
    message and public key types;
 2. every message's ``ValidateBasic`` (at least one message, sdk 18), before any ante decorator;
-3. ``Tx.ValidateBasic``: a fee is present, signatures are present (sdk 15), one signature per signer
-   (sdk 4);
+3. ``Tx.ValidateBasic``: a fee is present, its gas limit is at most 2^63 - 1 (sdk 18), no fee coin is
+   negative (sdk 13), signatures are present (sdk 15), one signature per signer (sdk 4);
 4. timeout height (sdk 30), memo length (sdk 12);
-5. replay protection, unless every message is a short-term clob message: the signer's account exists
+5. fees, for transactions without a clob message (those run with a free, infinite gas meter and
+   never reach the fee decorator): the gas limit must at least cover the 10 gas per transaction byte
+   that ``ConsumeGasForTxSize`` charges first (sdk 11; a lower bound of the chain's metering, see
+   :func:`tx_size_gas`); in CheckTx the fee must reach ``ceil(gas_limit * price)`` in at least one
+   denom of the node's minimum gas prices (sdk 13); the fee payer must exist (sdk 9), the fee coins
+   must be valid (sorted, positive; sdk 13) and the wallet must hold them (sdk 5);
+6. replay protection, unless every message is a short-term clob message: the signer's account exists
    (sdk 9); a sequence >= 2^40 is a timestamp nonce (within ±30 s of the block time, not among the
    account's recent nonces), any other sequence must equal the account's (sdk 32);
-6. public key: the signer info's key must hash to the signer address (sdk 8) and is stored on the
+7. public key: the signer info's key must hash to the signer address (sdk 8) and is stored on the
    account on first use; the account must exist (sdk 9);
-7. signature: secp256k1, low-S, over SHA-256 of ``SignDoc{body_bytes, auth_info_bytes, chain_id,
+8. signature: secp256k1, low-S, over SHA-256 of ``SignDoc{body_bytes, auth_info_bytes, chain_id,
    account_number}`` built from the exact bytes in the ``TxRaw`` (sdk 4);
-8. a short-term clob message must be alone in its transaction (sdk 18);
-9. the sequence is incremented unless the transaction is short-term or uses a timestamp nonce;
-10. for transactions with clob messages: only clob messages, plus at most one ``MsgCreateTransfer``
-    (sdk 18). Other transactions pay their fee from the signer's wallet (sdk 5).
+9. a short-term clob message must be alone in its transaction (sdk 18);
+10. the sequence is incremented unless the transaction is short-term or uses a timestamp nonce;
+11. for transactions with clob messages: only clob messages, plus at most one ``MsgCreateTransfer``
+    (sdk 18).
 
 The clob checks themselves (rate limits, windows, matching) are the engine's; see
 :mod:`.messages` for the mapping of messages to engine calls.
@@ -36,9 +42,12 @@ The clob checks themselves (rate limits, windows, matching) are the engine's; se
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
-from collections.abc import Callable, Iterator, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import bech32  # type: ignore[import-untyped,unused-ignore]
@@ -51,10 +60,12 @@ from v4_proto.cosmos.tx.v1beta1 import tx_pb2
 from nautilus_dydx.emulator.engine.accounts import Account
 from nautilus_dydx.emulator.engine.chain import ChainEngine
 from nautilus_dydx.emulator.engine.errors import EngineError
-from nautilus_dydx.emulator.params import USDC_DENOM
+from nautilus_dydx.emulator.params import NATIVE_DENOM, USDC_DENOM
 from nautilus_dydx.emulator.validator import messages
 
 __all__ = [
+    "DEFAULT_MIN_GAS_PRICES",
+    "MAX_GAS_WANTED",
     "MAX_MEMO_CHARACTERS",
     "PUBKEY_TYPE_URL",
     "SDK_MESSAGES",
@@ -66,9 +77,13 @@ __all__ = [
     "TimestampNonces",
     "address_of_pubkey",
     "decode_tx",
+    "format_min_gas_prices",
+    "parse_min_gas_prices",
+    "required_fee",
     "sdk_error",
     "sign_doc_bytes",
     "tx_hash",
+    "tx_size_gas",
     "verify_signature",
 ]
 
@@ -83,6 +98,12 @@ MAX_TIMESTAMP_NONCES = 20
 #: x/auth default params.
 MAX_MEMO_CHARACTERS = 256
 TX_SIG_LIMIT = 7
+TX_SIZE_COST_PER_BYTE = 10
+#: ``Tx.ValidateBasic`` refuses a larger ``Fee.gas_limit`` (it must fit a signed 64-bit integer).
+MAX_GAS_WANTED = (1 << 63) - 1
+#: dydxprotocold's default ``minimum-gas-prices`` (its ``app.toml``), per unit of gas, in the node's
+#: own format: 0.025 micro-USDC or 25e9 of the native token (protocol reference §1.1, §6.4).
+DEFAULT_MIN_GAS_PRICES = f"0.025{USDC_DENOM},25000000000{NATIVE_DENOM}"
 ADDRESS_PREFIX = "dydx"
 
 #: Registered texts of the cosmos-sdk root codespace errors a broadcast can get.
@@ -94,6 +115,7 @@ SDK_MESSAGES: dict[int, str] = {
     7: "invalid address",
     8: "invalid pubkey",
     9: "unknown address",
+    11: "out of gas",
     12: "memo too large",
     13: "insufficient fee",
     14: "maximum number of signatures exceeded",
@@ -106,12 +128,72 @@ SDK_MESSAGES: dict[int, str] = {
 
 # Critical unknown fields of a TxBody are rejected; tags with this bit set are non-critical.
 _NON_CRITICAL_BIT = 1 << 10
+# sdk.ValidateDenom; a decimal coin of a node's minimum-gas-prices setting (LegacyDec: 18 decimals).
+_DENOM = re.compile(r"[a-zA-Z][a-zA-Z0-9/:._-]{2,127}")
+_DEC_COIN = re.compile(r"([0-9]+(?:\.[0-9]+)?|\.[0-9]+)\s*([a-zA-Z][a-zA-Z0-9/:._-]{2,127})")
+_DEC_PRECISION = 18
 
 
 def sdk_error(code: int, detail: str | None = None) -> EngineError:
     """An ``sdk`` codespace error rendered as ``errorsmod.Wrap`` does: ``"<detail>: <message>"``."""
     message = SDK_MESSAGES[code]
     return EngineError("sdk", code, f"{detail}: {message}" if detail else message)
+
+
+def parse_min_gas_prices(text: str) -> dict[str, Decimal]:
+    """Parse a node's ``minimum-gas-prices`` setting: comma-separated ``<decimal><denom>`` coins.
+
+    As the node parses it: spaces around a coin are allowed, zero prices are dropped, an empty string
+    means no minimum.
+
+    Example:
+        >>> parse_min_gas_prices("0.025uusdc, 25000000000adv4tnt")
+        {'adv4tnt': Decimal('25000000000'), 'uusdc': Decimal('0.025')}
+
+    Raises:
+        ValueError: a malformed coin, more than 18 decimal places, or a denom given twice.
+    """
+    prices: dict[str, Decimal] = {}
+    if not text.strip():
+        return prices
+    for part in text.split(","):
+        match = _DEC_COIN.fullmatch(part.strip())
+        if match is None:
+            raise ValueError(f"invalid decimal coin expression: {part.strip()!r}")
+        amount, denom = match.groups()
+        fraction = amount.partition(".")[2]
+        if len(fraction) > _DEC_PRECISION:
+            raise ValueError(
+                f"too much precision in {part.strip()!r}: at most {_DEC_PRECISION} decimal places"
+            )
+        if denom in prices:
+            raise ValueError(f"duplicate denomination {denom}")
+        prices[denom] = Decimal(amount)
+    return {denom: price for denom, price in sorted(prices.items()) if price}
+
+
+def format_min_gas_prices(prices: Mapping[str, Decimal]) -> str:
+    """The ``minimum-gas-prices`` text of ``prices`` (sorted by denom, as the node keeps them)."""
+    return ",".join(f"{_plain(price)}{denom}" for denom, price in sorted(prices.items()))
+
+
+def _plain(value: Decimal) -> str:
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def required_fee(gas_limit: int, prices: Mapping[str, Decimal]) -> dict[str, int]:
+    """The fee a node asks of a transaction: ``ceil(gas_limit * price)`` per denom, sorted by denom."""
+    required: dict[str, int] = {}
+    for denom, price in sorted(prices.items()):
+        numerator, denominator = price.as_integer_ratio()  # exact: no Decimal context rounding
+        required[denom] = -(-numerator * gas_limit // denominator)
+    return required
+
+
+def tx_size_gas(raw: bytes) -> int:
+    """Gas ``ConsumeGasForTxSize`` charges before the fee is checked: 10 per transaction byte."""
+    return TX_SIZE_COST_PER_BYTE * len(raw)
 
 
 def tx_hash(raw: bytes) -> str:
@@ -412,12 +494,26 @@ class AnteHandler:
     Args:
         engine: the chain whose accounts (number, sequence, public key, balances) are checked.
         chain_id: the chain id signatures must commit to.
+        min_gas_prices: the node's minimum gas prices, per unit of gas by denom (see
+            :func:`parse_min_gas_prices`); None for the venue's defaults
+            (:data:`DEFAULT_MIN_GAS_PRICES`), empty for no minimum.
     """
 
-    def __init__(self, engine: ChainEngine, *, chain_id: str) -> None:
+    def __init__(
+        self,
+        engine: ChainEngine,
+        *,
+        chain_id: str,
+        min_gas_prices: Mapping[str, Decimal] | None = None,
+    ) -> None:
         self.engine = engine
         self.chain_id = chain_id
         self.nonces = TimestampNonces()
+        prices = parse_min_gas_prices(DEFAULT_MIN_GAS_PRICES) if min_gas_prices is None else min_gas_prices
+        for denom, price in prices.items():
+            if not price.is_finite() or price < 0:
+                raise ValueError(f"minimum gas price of {denom} must be a finite number >= 0; got {price}")
+        self.min_gas_prices: dict[str, Decimal] = {d: p for d, p in sorted(prices.items()) if p}
 
     def run(
         self,
@@ -447,6 +543,9 @@ class AnteHandler:
         fee_msg = tx.auth_info.fee if tx.auth_info.HasField("fee") else None
         if fee_msg is None:
             raise EngineError("undefined", 1, "missing fee")
+        gas_limit = int(fee_msg.gas_limit)
+        if gas_limit > MAX_GAS_WANTED:
+            raise sdk_error(18, f"invalid gas supplied; {gas_limit} > {MAX_GAS_WANTED}")
         fee = _fee_coins(fee_msg.amount)
         signers = messages.signers(msgs)
         if not tx.signatures and not simulate:
@@ -483,11 +582,14 @@ class AnteHandler:
             short_term=short_term,
             timestamp_nonce=is_ts_nonce,
             has_clob_msg=has_clob,
-            gas_wanted=int(fee_msg.gas_limit),
+            gas_wanted=gas_limit,
         )
         if not has_clob:
-            outcome.fee = fee
-            self._check_fee(signer, fee)
+            # The chain's DeductFeeDecorator, after ConsumeGasForTxSize; clob transactions skip both.
+            if not simulate:
+                self._check_gas(tx, gas_limit)
+                self._check_min_gas_prices(fee, gas_limit)
+            outcome.fee = self._check_fee(signer, fee)
 
         # Replay protection (skipped when every message is protected by its GoodTilBlock).
         if not short_term:
@@ -563,32 +665,67 @@ class AnteHandler:
             raise sdk_error(9, f"account {signer} does not exist")
         return account
 
-    def _check_fee(self, signer: str, fee: dict[str, int]) -> None:
-        if not fee:
+    def _check_gas(self, tx: DecodedTx, gas_limit: int) -> None:
+        """Out of gas where the chain surely is: the gas meter holds ``gas_limit`` and the transaction
+        size alone costs more. The chain meters store reads as well (and so may run out earlier, at a
+        read); the emulator does not, so it reports the size cost only."""
+        size_gas = tx_size_gas(tx.raw)
+        if gas_limit < size_gas:
+            raise sdk_error(
+                11, f"out of gas in location: txSize; gasWanted: {gas_limit}, gasUsed: {size_gas}"
+            )
+
+    def _check_min_gas_prices(self, fee: Sequence[tuple[str, int]], gas_limit: int) -> None:
+        """CheckTx's fee floor: some fee coin reaches ``ceil(gas_limit * price)`` of its denom."""
+        if not self.min_gas_prices:
             return
+        required = required_fee(gas_limit, self.min_gas_prices)
+        if not any(required.get(denom, 0) and amount >= required[denom] for denom, amount in fee):
+            raise sdk_error(
+                13, f"insufficient fees; got: {_coins_text(fee)} required: {_coins_text(required.items())}"
+            )
+
+    def _check_fee(self, signer: str, fee: Sequence[tuple[str, int]]) -> dict[str, int]:
+        """The fee payer (the signer) exists, the coins are valid and its wallet holds them; the
+        coins to charge."""
         account = self.engine.account(signer)
         if account is None:
             raise sdk_error(9, f"fee payer address: {signer} does not exist")
-        for denom, amount in sorted(fee.items()):
+        if all(amount == 0 for _, amount in fee):
+            return {}
+        denoms = [denom for denom, _ in fee]
+        if (
+            any(amount <= 0 for _, amount in fee)
+            or any(_DENOM.fullmatch(denom) is None for denom in denoms)
+            or any(a >= b for a, b in itertools.pairwise(denoms))
+        ):
+            raise sdk_error(13, f"invalid fee amount: {_coins_text(fee)}")
+        for denom, amount in fee:
             balance = account.balances.get(denom, 0)
             if balance < amount:
                 raise sdk_error(
                     5,
                     f"spendable balance {balance}{denom} is smaller than {amount}{denom}: insufficient funds",
                 )
+        return dict(fee)
 
 
-def _fee_coins(coins: Sequence[Any]) -> dict[str, int]:
-    fee: dict[str, int] = {}
+def _coins_text(coins: Iterable[tuple[str, int]]) -> str:
+    """``sdk.Coins.String``: ``<amount><denom>`` joined by commas, in the given order."""
+    return ",".join(f"{amount}{denom}" for denom, amount in coins)
+
+
+def _fee_coins(coins: Sequence[Any]) -> list[tuple[str, int]]:
+    """``Fee.amount`` as ``(denom, amount)`` in the transaction's order (zero amounts kept)."""
+    fee: list[tuple[str, int]] = []
     for coin in coins:
         try:
             amount = int(coin.amount)
         except ValueError as exc:
             raise sdk_error(2, f"invalid coin amount {coin.amount!r}") from exc
-        if amount < 0:
-            raise sdk_error(13, f"invalid fee provided: {amount}{coin.denom}")
-        if amount:
-            fee[coin.denom] = fee.get(coin.denom, 0) + amount
+        fee.append((coin.denom, amount))
+    if any(amount < 0 for _, amount in fee):
+        raise sdk_error(13, f"invalid fee provided: {_coins_text(fee)}")
     return fee
 
 

@@ -23,7 +23,9 @@ import dataclasses
 import datetime as dt
 import logging
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import grpc  # type: ignore[import-untyped,unused-ignore]
@@ -101,13 +103,23 @@ class TxServicer(service_pb2_grpc.ServiceServicer):  # type: ignore[misc]
         chain_id: the chain id signatures must commit to.
         faults: injected faults (a fresh :class:`TxFaults` when None); the object is kept, so the
             control API can change it at run time.
+        min_gas_prices: the node's minimum gas prices by denom, per unit of gas, that a transaction
+            without clob messages must pay in CheckTx; None for the venue's defaults, empty for none
+            (see :class:`~nautilus_dydx.emulator.validator.tx.AnteHandler`).
     """
 
-    def __init__(self, engine: ChainEngine, *, chain_id: str, faults: TxFaults | None = None) -> None:
+    def __init__(
+        self,
+        engine: ChainEngine,
+        *,
+        chain_id: str,
+        faults: TxFaults | None = None,
+        min_gas_prices: Mapping[str, Decimal] | None = None,
+    ) -> None:
         self.engine = engine
         self.chain_id = chain_id
         self.faults = faults if faults is not None else TxFaults()
-        self.ante = AnteHandler(engine, chain_id=chain_id)
+        self.ante = AnteHandler(engine, chain_id=chain_id, min_gas_prices=min_gas_prices)
         self._cache: OrderedDict[str, None] = OrderedDict()
         self._included: OrderedDict[str, _Included] = OrderedDict()
         self._block_times: OrderedDict[int, dt.datetime] = OrderedDict()
