@@ -33,6 +33,11 @@ def parse(*argv: str) -> argparse.Namespace:
         (["--flow-interval", "-0.5"], "argument --flow-interval: must be >= 0; got -0.5"),
         (["--flow-interval", "inf"], "argument --flow-interval: not a finite number: 'inf'"),
         (["--checksum-history", "0"], "argument --checksum-history: must be >= 1; got 0"),
+        (
+            ["--min-gas-prices", "0.025"],
+            "argument --min-gas-prices: invalid decimal coin expression: '0.025'",
+        ),
+        (["--min-gas-prices", "1uusdc,2uusdc"], "argument --min-gas-prices: duplicate denomination uusdc"),
     ],
 )
 def test_a_value_out_of_range_is_a_usage_error(
@@ -54,6 +59,9 @@ def test_the_limits_themselves_are_accepted() -> None:
     args = parse()
     assert (args.port, args.grpc_port, args.block_time, args.flow_interval) == (3002, None, 0.5, 0.1)
     assert args.checksum_history == 4096
+    assert args.min_gas_prices is None  # the emulator's default: the venue's prices
+    assert parse("--min-gas-prices", "").min_gas_prices == ""
+    assert parse("--min-gas-prices", " 1.5uusdc ").min_gas_prices == " 1.5uusdc "
 
 
 @pytest.fixture

@@ -4,13 +4,18 @@ those checks sit among the other ante checks. Clob transactions stay free."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
+import grpc
 import pytest
 from tests.emulator import txutil as tu
+from tests.emulator.cliutil import emulator_process
 from tests.emulator.txutil import LONG_TERM, Harness, Key
+from v4_proto.cosmos.tx.v1beta1 import service_pb2, service_pb2_grpc
 
+from nautilus_dydx.emulator.app import Emulator, EmulatorConfig
 from nautilus_dydx.emulator.params import NATIVE_DENOM, USDC_DENOM
 from nautilus_dydx.emulator.validator.tx import (
     DEFAULT_MIN_GAS_PRICES,
@@ -296,3 +301,60 @@ def test_the_fee_is_checked_before_sequence_and_signature(chain: Harness, key: K
     # the balance is checked before the sequence too
     broke = chain.send(key, msg, fee=[(USDC_DENOM, 10**12)], sequence=7)
     assert (broke.codespace, broke.code) == ("sdk", 5)
+
+
+# --- the emulator's setting -----------------------------------------------------------------------------
+
+
+async def broadcast(target: str, raw: bytes) -> Any:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = service_pb2_grpc.ServiceStub(channel)
+        request = service_pb2.BroadcastTxRequest(tx_bytes=raw, mode=service_pb2.BROADCAST_MODE_SYNC)
+        return (await stub.BroadcastTx(request)).tx_response
+
+
+def zero_fee_withdraw(emu: Emulator, key: Key) -> bytes:
+    account = emu.engine.account(key.address)
+    number, sequence = (account.account_number, account.sequence) if account is not None else (0, 0)
+    msg = tu.withdraw(key.address, tu.USDC)
+    signed = tu.sign_tx(
+        key, [msg], sequence=sequence, account_number=number, chain_id=emu.config.chain_id, fee=()
+    )
+    return signed.raw
+
+
+async def test_the_emulator_asks_the_venue_minimum_over_grpc(key: Key) -> None:
+    async with Emulator(block_time=0.5, synthetic=False, ws_ping_interval=0, rate_limit=None) as emu:
+        assert emu.config.min_gas_prices == DEFAULT_MIN_GAS_PRICES
+        emu.engine.deposit(key.address, 0, 100 * tu.USDC)
+        assert emu.grpc_target is not None
+        response = await broadcast(emu.grpc_target, zero_fee_withdraw(emu, key))
+        assert outcome(response) == (
+            "sdk",
+            13,
+            f"insufficient fees; got:  required: {REQUIRED_AT_1M}: insufficient fee",
+        )
+
+
+async def test_the_emulator_without_minimum_gas_prices_takes_a_zero_fee(key: Key) -> None:
+    config = EmulatorConfig(synthetic=False, ws_ping_interval=0, rate_limit=None, min_gas_prices="")
+    async with Emulator.from_config(config) as emu:
+        assert emu.config == config
+        emu.engine.deposit(key.address, 0, 100 * tu.USDC)
+        assert emu.grpc_target is not None
+        assert (await broadcast(emu.grpc_target, zero_fee_withdraw(emu, key))).code == 0
+
+
+def test_a_malformed_setting_stops_the_emulator_at_construction() -> None:
+    with pytest.raises(ValueError, match=re.escape("invalid decimal coin expression: '0.025'")):
+        Emulator(min_gas_prices="0.025")
+
+
+async def test_the_command_line_option_reaches_the_validator(key: Key) -> None:
+    async with emulator_process("--min-gas-prices", f"0.001{USDC_DENOM}") as (_, line):
+        match = re.search(r" grpc (127\.0\.0\.1:\d+) ", line)
+        assert match, line
+        msg = tu.withdraw(key.address, tu.USDC)
+        signed = tu.sign_tx(key, [msg], chain_id="localdydxprotocol", fee=())
+        response = await broadcast(match.group(1), signed.raw)
+    assert response.raw_log == f"insufficient fees; got:  required: 1000{USDC_DENOM}: insufficient fee"

@@ -27,6 +27,7 @@ from nautilus_dydx.emulator.indexer.store import IndexerStore
 from nautilus_dydx.emulator.indexer.ws import CHECKSUM_HISTORY, WsHub
 from nautilus_dydx.emulator.params import CHAIN_ID
 from nautilus_dydx.emulator.validator.server import ValidatorServer
+from nautilus_dydx.emulator.validator.tx import DEFAULT_MIN_GAS_PRICES, parse_min_gas_prices
 
 __all__ = ["Emulator", "EmulatorConfig"]
 
@@ -53,6 +54,7 @@ class EmulatorConfig:
     short_block_window: int = 40
     checksum_history: int = CHECKSUM_HISTORY
     flow_interval: float = 0.1
+    min_gas_prices: str = DEFAULT_MIN_GAS_PRICES
 
 
 class Emulator:
@@ -79,6 +81,13 @@ class Emulator:
         flow_interval: seconds between the synthetic makers' between-blocks re-quotes
             (``SyntheticMarket.flow``: short-term orders stream off-chain, so the book moves between
             blocks as on the real venue); 0 disables. Skipped while the market or blocks are paused.
+        min_gas_prices: the validator's ``minimum-gas-prices``, in the node's format
+            (comma-separated ``<decimal price per gas><denom>``): in CheckTx a transaction without
+            clob messages must pay ``ceil(gas_limit * price)`` in one of these denoms, else sdk 13.
+            Default: the venue's ``0.025`` USDC and ``25000000000adv4tnt``; ``""`` for no minimum.
+
+    Raises:
+        ValueError: ``block_time`` or ``flow_interval`` out of range, or ``min_gas_prices`` malformed.
     """
 
     def __init__(
@@ -100,11 +109,13 @@ class Emulator:
         short_block_window: int = 40,
         checksum_history: int = CHECKSUM_HISTORY,
         flow_interval: float = 0.1,
+        min_gas_prices: str = DEFAULT_MIN_GAS_PRICES,
     ) -> None:
         if block_time <= 0:
             raise ValueError("block_time must be positive")
         if flow_interval < 0:
             raise ValueError("flow_interval must be >= 0")
+        gas_prices = parse_min_gas_prices(min_gas_prices)
         self.config = EmulatorConfig(
             host=host,
             port=port,
@@ -122,6 +133,7 @@ class Emulator:
             short_block_window=short_block_window,
             checksum_history=checksum_history,
             flow_interval=flow_interval,
+            min_gas_prices=min_gas_prices,
         )
         self.engine = ChainEngine(
             markets=list(markets) if markets is not None else None,
@@ -140,7 +152,12 @@ class Emulator:
             checksum_history=checksum_history,
         )
         self.validator = ValidatorServer(
-            self.engine, host=host, port=grpc_port, chain_id=chain_id, tls=grpc_tls
+            self.engine,
+            host=host,
+            port=grpc_port,
+            chain_id=chain_id,
+            tls=grpc_tls,
+            min_gas_prices=gas_prices,
         )
         self.control = ControlApi(self, self.indexer, self.rest, self.hub)
         self.engine.add_sink(self.indexer.apply)

@@ -64,6 +64,17 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def _gas_prices(text: str) -> str:
+    # Imported here, as in _serve: parsing an option must not load the emulator for other commands.
+    from nautilus_dydx.emulator.validator.tx import parse_min_gas_prices
+
+    try:
+        parse_min_gas_prices(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the emulator's options on ``parser``."""
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
@@ -101,6 +112,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=4096,
         help="book messages per connection and ticker whose checksum the control API keeps (default 4096)",
     )
+    parser.add_argument(
+        "--min-gas-prices",
+        type=_gas_prices,
+        default=None,
+        help=(
+            "the validator's minimum gas prices, as a node's minimum-gas-prices: comma-separated "
+            "<price per gas><denom> (default: the venue's 0.025 USDC and 25000000000adv4tnt; '' for none)"
+        ),
+    )
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
 
 
@@ -116,6 +136,7 @@ async def _serve(args: argparse.Namespace) -> None:
     markets = [t.strip() for t in args.markets.split(",") if t.strip()] if args.markets else None
     # Imported here so that `nautilus-dydx --help` and the other commands never load the emulator.
     from nautilus_dydx.emulator.app import Emulator
+    from nautilus_dydx.emulator.validator.tx import DEFAULT_MIN_GAS_PRICES
 
     emulator = Emulator(
         host=args.host,
@@ -129,6 +150,7 @@ async def _serve(args: argparse.Namespace) -> None:
         rate_limit=None if args.no_rate_limit else (100, 10.0),
         checksum_history=args.checksum_history,
         flow_interval=args.flow_interval,
+        min_gas_prices=DEFAULT_MIN_GAS_PRICES if args.min_gas_prices is None else args.min_gas_prices,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

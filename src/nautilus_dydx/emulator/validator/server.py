@@ -32,6 +32,9 @@ from nautilus_dydx.emulator.validator.queries import query_servicers
 from nautilus_dydx.emulator.validator.txservice import TxFaults, TxServicer
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from decimal import Decimal
+
     from nautilus_dydx.emulator.engine.chain import ChainEngine
 
 __all__ = ["FaultStatus", "GrpcFaults", "ValidatorServer", "self_signed_certificate", "service_handler"]
@@ -179,6 +182,8 @@ class ValidatorServer:
         port: port to bind; 0 picks a free one (see :attr:`port` after :meth:`start`).
         chain_id: the chain id reported by GetLatestBlock/GetNodeInfo and required in signatures.
         tls: serve TLS with a self-signed certificate generated at start.
+        min_gas_prices: the node's minimum gas prices by denom (per unit of gas) for transactions
+            without clob messages; None for the venue's defaults, empty for none.
 
     Attributes:
         faults: injected gRPC status faults (all methods).
@@ -195,6 +200,7 @@ class ValidatorServer:
         port: int = 0,
         chain_id: str = CHAIN_ID,
         tls: bool = False,
+        min_gas_prices: Mapping[str, Decimal] | None = None,
     ) -> None:
         self.engine = engine
         self.host = host
@@ -203,7 +209,9 @@ class ValidatorServer:
         self.tls = tls
         self.faults = GrpcFaults()
         self.tx_faults = TxFaults()
-        self._tx_servicer = TxServicer(engine, chain_id=chain_id, faults=self.tx_faults)
+        self._tx_servicer = TxServicer(
+            engine, chain_id=chain_id, faults=self.tx_faults, min_gas_prices=min_gas_prices
+        )
         self.certificate_pem: bytes | None = None
         self.port: int | None = None
         self._server: Any = None
