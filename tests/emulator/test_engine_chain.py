@@ -549,14 +549,13 @@ def test_long_term_order_rests_and_matches_from_its_block(chain: Chain) -> None:
 # --- expiry ---------------------------------------------------------------------------------------
 
 
-def test_short_term_order_expires_after_its_gtb(chain: Chain) -> None:
+def test_short_term_order_expires_with_the_block_of_its_gtb(chain: Chain) -> None:
     e = chain.engine
     order = chain.place("alice", "BUY", STEP, PRICE, gtb=e.height + 2)
-    e.produce_block()
-    e.produce_block()  # height == GTB: still live
+    e.produce_block()  # height < GTB: still live
     assert e.book(BTC)[0] == [(PRICE, STEP)]
     chain.take()
-    e.produce_block()  # GTB < height: expired
+    e.produce_block()  # block GTB committed: purged with it
     [removed] = chain.removed(order.key)
     assert (removed.status, removed.reason, removed.height) == (
         "CANCELED",
@@ -564,6 +563,27 @@ def test_short_term_order_expires_after_its_gtb(chain: Chain) -> None:
         e.height,
     )
     assert e.book(BTC) == ([], [])
+
+
+def test_block_gtb_is_the_last_to_hold_a_short_term_fill(chain: Chain) -> None:
+    e = chain.engine
+    maker = chain.place("alice", "SELL", STEP, PRICE, gtb=e.height + 1)
+    e.produce_block()  # block GTB committed: the maker is purged with it
+    assert e.order(maker.key) is None
+    assert e.book(BTC) == ([], [])
+    assert [(r.reason, r.height) for r in chain.removed(maker.key)] == [
+        ("ORDER_REMOVAL_REASON_EXPIRED", e.height)
+    ]
+    chain.take()
+    chain.place("bob", "BUY", STEP, PRICE, tif="IOC")
+    e.produce_block()
+    assert chain.fills() == []
+    # Matched before block GTB is committed, it fills, in that block.
+    maker = chain.place("alice", "SELL", STEP, PRICE, gtb=e.height + 1)
+    taker = chain.place("bob", "BUY", STEP, PRICE, tif="IOC")
+    e.produce_block()
+    [fill] = chain.fills()
+    assert (fill.maker, fill.taker, fill.height) == (maker.key, taker.key, maker.good_til_block)
 
 
 def test_stateful_order_expires_at_its_gtbt(chain: Chain) -> None:

@@ -18,10 +18,11 @@ Timing, as on the venue (see :mod:`..events`):
 
 Block ``N`` (:meth:`ChainEngine.produce_block`) runs: conditional orders triggered in block ``N-1``
 join the book; stateful placements and cancels of the mempool; every queued on-chain event is
-emitted; short-term orders with GTB < N and stateful orders with GTBT <= block time expire; the
-oracle moves; conditional orders are triggered against the new oracle price (they become live in
-``N+1``); funding is settled when due; ``SubaccountUpdated`` for every subaccount that changed; then
-``BlockCommitted``.
+emitted; short-term orders and short-term cancels with GTB <= N expire (the venue purges them right
+after committing block GTB, so block GTB is the last that can hold their fills), and stateful orders
+with GTBT <= block time; the oracle moves; conditional orders are triggered against the new oracle
+price (they become live in ``N+1``); funding is settled when due; ``SubaccountUpdated`` for every
+subaccount that changed; then ``BlockCommitted``.
 
 Event ids are 12 bytes: height (u32 BE) | transaction index (u32 BE) | event index (u32 BE). Every
 engine call that is a transaction (a place, a transfer) gets the next transaction index of the block
@@ -1154,7 +1155,7 @@ class ChainEngine:
         for key, live in sorted(self._orders.items(), key=lambda item: item[1].seq):
             order = live.order
             if key.order_flags == SHORT_TERM:
-                expired = (order.good_til_block or 0) < height
+                expired = (order.good_til_block or 0) <= height
             else:
                 expired = (order.good_til_block_time or 0) <= now
             if expired:
@@ -1162,7 +1163,7 @@ class ChainEngine:
         for key in [k for k, o in self._short_term_last.items() if (o.good_til_block or 0) < height]:
             del self._short_term_last[key]
             self._filled.pop(key, None)
-        for key in [k for k, gtb in self._short_term_cancels.items() if gtb < height]:
+        for key in [k for k, gtb in self._short_term_cancels.items() if gtb <= height]:
             del self._short_term_cancels[key]
         for key in [k for k in self._filled if k.order_flags != SHORT_TERM and k not in self._orders]:
             del self._filled[key]
