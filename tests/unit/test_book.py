@@ -169,6 +169,21 @@ def test_bad_snapshot_leaves_book_empty() -> None:
     assert len(book) == 0
 
 
+@pytest.mark.parametrize("bad", [None, 100, 1.5, b"100", ["100"], Decimal("100")])
+def test_non_string_update_is_a_decode_error(bad: Any) -> None:
+    book = eth()
+    book.apply_update(Side.ASK, "101", "1", 1)
+    with pytest.raises(DecodeError, match="not a string"):
+        book.apply_update(Side.BID, bad, "1", 2)
+    with pytest.raises(DecodeError, match="not a string"):
+        book.apply_update(Side.BID, "100", bad, 2)
+    with pytest.raises(DecodeError, match="not a string"):
+        book.parse_price(bad)
+    with pytest.raises(DecodeError, match="not a string"):
+        book.parse_size(bad)
+    assert book.top(5) == ([], [(1010, 1000)])
+
+
 def test_snapshot_accepts_level_objects_and_pairs() -> None:
     snap = decode_stream_message((OWN / "orderbook_subscribed.json").read_bytes())
     assert isinstance(snap, OrderbookSubscribed)

@@ -126,7 +126,12 @@ def _make_parser(places: int, what: str) -> Callable[[str], int]:
     scale = pow10[places]
 
     def parse(text: str) -> int:
-        dot = text.find(".")
+        try:
+            dot = text.find(".")
+        except (AttributeError, TypeError):
+            # Not a str (None, a number, bytes): the same typed error as a malformed one. A try
+            # costs nothing on the path that does not raise.
+            raise _bad(what, text, "not a string") from None
         if dot < 0:
             # isascii() guards against int() accepting Unicode digits; isdigit() rejects signs,
             # spaces and underscores, which int() would also accept.
@@ -149,8 +154,9 @@ def _make_parser(places: int, what: str) -> Callable[[str], int]:
 
 
 def _bad(what: str, text: object, reason: str) -> DecodeError:
-    shown = text if isinstance(text, str) else repr(text)
-    return DecodeError(f"invalid {what} {shown!r}: {reason}", payload=str(shown).encode(errors="replace"))
+    shown = repr(text)
+    payload = text if isinstance(text, str) else shown
+    return DecodeError(f"invalid {what} {shown}: {reason}", payload=payload.encode(errors="replace"))
 
 
 def _make_formatter(places: int) -> Callable[[int], str]:
@@ -273,14 +279,20 @@ class OrderBook:
 
     def parse_price(self, text: str) -> int:
         """The price key of a decimal string. Raises DecodeError if malformed or too precise."""
-        p = self._price_cache.get(text)
+        try:
+            p = self._price_cache.get(text)
+        except TypeError:  # unhashable, so no str: the parser says so
+            p = None
         if p is None:
             p = self._remember(self._price_cache, text, self._parse_price(text))
         return p
 
     def parse_size(self, text: str) -> int:
         """The size key of a decimal string. Raises DecodeError if malformed or too precise."""
-        q = self._size_cache.get(text)
+        try:
+            q = self._size_cache.get(text)
+        except TypeError:
+            q = None
         if q is None:
             q = self._remember(self._size_cache, text, self._parse_size(text))
         return q
@@ -387,7 +399,8 @@ class OrderBook:
             What the write did.
 
         Raises:
-            DecodeError: the price or size is malformed or too precise (the book is unchanged).
+            DecodeError: the price or size is not a string, malformed or too precise (the book is
+                unchanged).
         """
         p = self.parse_price(price)
         q = self.parse_size(size)
