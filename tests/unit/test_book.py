@@ -161,12 +161,99 @@ def test_bad_update_leaves_book_unchanged() -> None:
     assert book.level(Side.ASK, 1010) == (1000, 1)
 
 
-def test_bad_snapshot_leaves_book_empty() -> None:
+def _state(book: OrderBook) -> tuple[object, ...]:
+    """Everything a reader can see of a book, offsets included."""
+    bids, asks = book.top(len(book) + 1)
+    offsets = [book.level(Side.BID, p) for p, _ in bids] + [book.level(Side.ASK, p) for p, _ in asks]
+    return (len(book), bids, asks, offsets, book.checksum_string(), book.is_crossed, book.top_of_book())
+
+
+class _Level:
+    def __init__(self, price: object, size: object) -> None:
+        self.price = price
+        self.size = size
+
+
+def _failing_levels() -> Any:
+    yield ("100", "1")
+    raise RuntimeError("source failed")
+
+
+# Each snapshot side fails after a valid level, so a half-loaded book would show.
+BAD_SNAPSHOT_SIDES: list[tuple[str, Any, type[Exception]]] = [
+    ("malformed size", [("100", "1"), ("101", "x")], DecodeError),
+    ("too precise price", [("100", "1"), ("101.05", "1")], DecodeError),
+    ("three elements", [("100", "1"), ("101", "1", "7")], DecodeError),
+    ("one element", [("100", "1"), ("101",)], DecodeError),
+    ("no level", [("100", "1"), 5], DecodeError),
+    ("a dict", [("100", "1"), {"price": "101", "size": "1"}], DecodeError),
+    ("None price", [("100", "1"), (None, "1")], DecodeError),
+    ("int size", [("100", "1"), ("101", 1)], DecodeError),
+    ("float size in an object", [_Level("100", "1"), _Level("101", 1.5)], DecodeError),
+    ("bytes price", [("100", "1"), (b"101", "1")], DecodeError),
+    ("list price", [("100", "1"), (["101"], "1")], DecodeError),
+    ("failing source", _failing_levels, RuntimeError),
+]
+
+
+def _loaded() -> OrderBook:
     book = eth()
-    book.apply_update(Side.ASK, "101", "1", 1)
-    with pytest.raises(DecodeError):
-        book.apply_snapshot([("100", "1")], [("101", "x")], 2)
+    book.apply_snapshot([("99", "2"), ("100", "1")], [("101", "1"), ("102", "3")], 1)
+    book.apply_update(Side.BID, "98", "4", 2)
+    return book
+
+
+@pytest.mark.parametrize("side", ["bids", "asks"])
+@pytest.mark.parametrize(
+    ("levels", "error"), [pytest.param(lv, err, id=name) for name, lv, err in BAD_SNAPSHOT_SIDES]
+)
+def test_bad_snapshot_leaves_book_unchanged(side: str, levels: Any, error: type[Exception]) -> None:
+    book = _loaded()
+    before = _state(book)
+    good = [("100.5", "1")]
+    bad = levels() if callable(levels) else levels
+    bids, asks = (bad, good) if side == "bids" else (good, bad)
+    with pytest.raises(error):
+        book.apply_snapshot(bids, asks, 5)
+    assert _state(book) == before
+    # the book still works: every level can be deleted, and the sorted keys agree with the sizes
+    for s, p in ((Side.BID, "98"), (Side.BID, "99"), (Side.BID, "100"), (Side.ASK, "101"), (Side.ASK, "102")):
+        assert book.apply_update(s, p, "0", 6).change is Change.DELETED
     assert len(book) == 0
+    assert book.checksum_string() == "|"
+
+
+def test_bad_snapshot_error_names_the_level() -> None:
+    book = eth()
+    with pytest.raises(DecodeError, match=r"invalid ask level \('101', '1', '7'\): 3 elements") as info:
+        book.apply_snapshot([], [("101", "1", "7")], 1)  # type: ignore[list-item]
+    assert info.value.payload == b"('101', '1', '7')"
+    with pytest.raises(DecodeError, match="invalid bid level 5: neither"):
+        book.apply_snapshot([5], [], 1)  # type: ignore[list-item]
+    with pytest.raises(DecodeError, match="invalid size None: not a string"):
+        book.apply_snapshot([("100", None)], [], 1)  # type: ignore[list-item]
+
+
+def test_good_snapshot_after_a_bad_one_replaces_the_book() -> None:
+    book = _loaded()
+    with pytest.raises(DecodeError):
+        book.apply_snapshot([("90", "1")], [("110", "1"), ("111", "x")], 5)
+    assert book.apply_snapshot([("90", "1")], [("110", "1")], 6) == []
+    assert book.top(10) == ([(900, 1000)], [(1100, 1000)])
+    assert book.level(Side.BID, 900) == (1000, 6)
+    assert book.level(Side.BID, 1000) is None
+
+
+def test_snapshot_keeps_the_book_containers() -> None:
+    # The containers are refilled, not replaced: a snapshot that zeroes a duplicate level and one
+    # that reloads a non-empty book leave consistent keys, sizes and offsets.
+    book = _loaded()
+    book.apply_snapshot([("100", "1"), ("97", "1"), ("100", "0")], [("101", "2")], 9)
+    assert book.top(10) == ([(970, 1000)], [(1010, 2000)])
+    assert book.level(Side.BID, 970) == (1000, 9)
+    assert book.level(Side.BID, 1000) is None
+    assert book.apply_update(Side.BID, "97", "0", 10).change is Change.DELETED
+    assert book.best_bid() is None
 
 
 @pytest.mark.parametrize("bad", [None, 100, 1.5, b"100", ["100"], Decimal("100")])

@@ -289,3 +289,44 @@ def test_apply_sides_equals_apply_update_and_reports_top_writes(sc: Scenario, st
             *(one.best_bid() or (None, None)),
             *(one.best_ask() or (None, None)),
         )
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios(), scenarios(), st.data())
+def test_failed_snapshot_leaves_book_unchanged(sc: Scenario, other: Scenario, data: st.DataObject) -> None:
+    """A snapshot with one bad level anywhere in it leaves the book (levels, offsets, order) as it
+    was, and the book keeps matching the reference afterwards."""
+    book = OrderBook(price_decimals=sc.price_places, size_decimals=sc.size_places)
+    ref = RefBook()
+    for side, p, q in sc.snapshot:
+        ref.set(side, human(p, sc.price_places), human(q, sc.size_places), 0)
+    ref.uncross()
+    book.apply_snapshot(
+        [
+            (render(p, sc.price_places, 0), render(q, sc.size_places, 0))
+            for s, p, q in sc.snapshot
+            if s is Side.BID
+        ],
+        [
+            (render(p, sc.price_places, 0), render(q, sc.size_places, 0))
+            for s, p, q in sc.snapshot
+            if s is Side.ASK
+        ],
+        0,
+    )
+    sides: list[list[object]] = [[], []]
+    for s, p, q in other.snapshot:
+        sides[s].append((render(p, sc.price_places, 0), render(q, sc.size_places, 0)))
+    bad = data.draw(st.sampled_from([("1", "x"), ("1", "1", "1"), ("1", None), 7, ("-1", "1")]))
+    target = sides[data.draw(st.integers(0, 1))]
+    target.insert(data.draw(st.integers(0, len(target))), bad)
+    with pytest.raises(DecodeError):
+        book.apply_snapshot(sides[0], sides[1], 1)  # type: ignore[arg-type]
+    check_same(book, ref, sc)
+    for levels, offset in zip(sc.messages, sc.offsets, strict=True):
+        for side, p, q in levels:
+            ref.set(side, human(p, sc.price_places), human(q, sc.size_places), offset)
+            book.apply_update(side, render(p, sc.price_places, 0), render(q, sc.size_places, 0), offset)
+        ref.uncross()
+        book.uncross()
+        check_same(book, ref, sc)

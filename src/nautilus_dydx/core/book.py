@@ -341,6 +341,9 @@ class OrderBook:
     ) -> list[LevelChange]:
         """Replace the whole book, then uncross it.
 
+        Both sides are read in full before the book is touched: a snapshot that fails leaves the
+        book exactly as it was.
+
         Args:
             bids: ``(price, size)`` pairs or ``{price, size}`` level objects, any order.
             asks: the same for asks.
@@ -350,41 +353,53 @@ class OrderBook:
             The uncrossing repairs made after loading (empty for an uncrossed snapshot).
 
         Raises:
-            DecodeError: a price or size is malformed or too precise; the book is then empty.
+            DecodeError: a level is not a ``(price, size)`` pair or level object, or a price or
+                size is not a string, malformed or too precise; the book is unchanged. An
+                exception raised by ``bids`` or ``asks`` themselves (a failing generator)
+                propagates as it is, and leaves the book unchanged too.
         """
-        self.clear()
-        try:
-            self._load(bids, self._bid_sizes, self._bid_offsets, offset)
-            self._load(asks, self._ask_sizes, self._ask_offsets, offset)
-        except DecodeError:
-            self.clear()
-            raise
-        self._bid_keys.extend(sorted(self._bid_sizes))
-        self._ask_keys.extend(sorted(self._ask_sizes))
+        bid_sizes = self._read_side(bids, "bid")
+        ask_sizes = self._read_side(asks, "ask")
+        # Nothing below can fail: the book goes from the old state to the new one in one step.
+        # The containers are refilled in place, not replaced, so references to them stay valid.
+        self._fill(bid_sizes, self._bid_sizes, self._bid_offsets, self._bid_keys, offset)
+        self._fill(ask_sizes, self._ask_sizes, self._ask_offsets, self._ask_keys, offset)
         return self.uncross()
 
-    def _load(
-        self,
-        levels: Iterable[tuple[str, str] | PriceSizeLevel],
-        sizes: dict[int, int],
-        offsets: dict[int, int],
-        offset: int,
-    ) -> None:
+    def _read_side(self, levels: Iterable[tuple[str, str] | PriceSizeLevel], side: str) -> dict[int, int]:
+        """Price key -> size key of one snapshot side; a zero size removes an earlier duplicate."""
         parse_price = self.parse_price
         parse_size = self.parse_size
+        sizes: dict[int, int] = {}
         for level in levels:
             if isinstance(level, tuple):
+                if len(level) != 2:
+                    raise _bad(f"{side} level", level, f"{len(level)} elements, expected (price, size)")
                 price, size = level
             else:
-                price, size = level.price, level.size
+                try:
+                    price, size = level.price, level.size
+                except AttributeError:
+                    raise _bad(
+                        f"{side} level", level, "neither a (price, size) pair nor a level object"
+                    ) from None
             p = parse_price(price)
             q = parse_size(size)
             if q:
                 sizes[p] = q
-                offsets[p] = offset
             else:
                 sizes.pop(p, None)
-                offsets.pop(p, None)
+        return sizes
+
+    @staticmethod
+    def _fill(
+        new: dict[int, int], sizes: dict[int, int], offsets: dict[int, int], keys: list[int], offset: int
+    ) -> None:
+        sizes.clear()
+        sizes.update(new)
+        offsets.clear()
+        offsets.update(dict.fromkeys(new, offset))
+        keys[:] = sorted(new)
 
     def apply_update(self, side: Side, price: str, size: str, offset: int) -> LevelChange:
         """Set one level to an absolute size (``"0"`` deletes it). Does not uncross.
