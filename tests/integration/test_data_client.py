@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from _emulator import control, local_config, until
+from aiohttp import web
 
 from nautilus_dydx.core.book import Side
 from nautilus_dydx.core.errors import ConfigError, DydxError, NotFoundError
@@ -15,6 +17,7 @@ from nautilus_dydx.emulator.app import Emulator
 from nautilus_dydx.schemas.stream import (
     Channel,
     MarketStreamMsg,
+    MessageGap,
     OrderbookBatch,
     OrderbookSubscribed,
     OrderbookUpdate,
@@ -30,6 +33,7 @@ from nautilus_dydx.services.data import (
     MarketDataEvent,
     OraclePriceEvent,
     Quote,
+    StreamStatusEvent,
     TradeEvent,
 )
 from nautilus_dydx.transport.http import HttpClient
@@ -335,3 +339,106 @@ async def _count(data: DataClient) -> int:
     async for _ in data:
         n += 1
     return n
+
+
+class _LossyIndexer:
+    """A WebSocket server that loses one order-book message on the first subscription.
+
+    The emulator never loses messages; this server does exactly that once: snapshot (id 1) with a
+    bid at 100, the deletion of that bid (id 2) lost in transit, then id 3. Every later subscribe
+    gets a faithful snapshot of the true book and the stream goes on without loss.
+    """
+
+    def __init__(self) -> None:
+        self.subscribes = 0
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> _LossyIndexer:
+        app = web.Application()
+        app.router.add_get("/v4/ws", self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"ws://127.0.0.1:{port}/v4/ws"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        ids = iter(range(10**6))
+        base = {"connection_id": "c1"}
+        await ws.send_json({"type": "connected", **base, "message_id": next(ids)})
+        async for frame in ws:
+            request_ = frame.json()
+            kind, ticker = request_.get("type"), request_.get("id")
+            if kind == "unsubscribe":
+                await ws.send_json(
+                    {
+                        "type": "unsubscribed",
+                        **base,
+                        "message_id": next(ids),
+                        "channel": "v4_orderbook",
+                        "id": ticker,
+                    }
+                )
+                continue
+            if kind != "subscribe":
+                continue
+            self.subscribes += 1
+            head = {"connection_id": "c1", "channel": "v4_orderbook", "id": ticker}
+            if self.subscribes == 1:
+                bids = [{"price": "100", "size": "1"}, {"price": "98", "size": "1"}]
+            else:
+                bids = [{"price": "99", "size": "1"}, {"price": "98", "size": "1"}]
+            snapshot = {"bids": bids, "asks": [{"price": "101", "size": "1"}]}
+            await ws.send_json({"type": "subscribed", **head, "message_id": next(ids), "contents": snapshot})
+            if self.subscribes == 1:
+                next(ids)  # {"bids": [["100", "0"]]} is lost
+                await ws.send_json(
+                    {
+                        "type": "channel_data",
+                        **head,
+                        "message_id": next(ids),
+                        "version": "1.0.0",
+                        "contents": {"bids": [["99", "1"]]},
+                    }
+                )
+        return ws
+
+
+async def test_a_lost_message_resyncs_the_book() -> None:
+    class Markets:
+        async def increments(self, ticker: str) -> tuple[Decimal, Decimal]:
+            return Decimal("1"), Decimal("1")
+
+    async with _LossyIndexer() as server:
+        ws = WsClient(server.url)
+        stream: list[MarketStreamMsg] = []
+        ws.add_callback(stream.append)
+        data = DataClient(
+            HttpClient("http://127.0.0.1:9"), ws, markets=Markets(), audit_interval=None, owns_transports=True
+        )
+        events: list[MarketDataEvent] = []
+        data.add_handler(events.append)
+        async with data:
+            book = await data.subscribe_book("BTC-USD")
+            await until(lambda: server.subscribes == 2 and data.is_synced("BTC-USD"))
+            # Without the resync the book would keep the deleted bid at 100 for good.
+            assert book.best_bid() == (99, 1)
+            assert [p for p, _ in book.bids()] == [Decimal(99), Decimal(98)]
+    (gap,) = [m for m in stream if isinstance(m, MessageGap)]
+    assert (gap.expected, gap.received) == (2, 3)
+    assert gap.subscriptions == ((Channel.ORDERBOOK, "BTC-USD"),)
+    assert ws.stats.gaps == 1
+    kinds = [type(e) for e in events]
+    resync = next(e for e in events if isinstance(e, BookResync))
+    assert resync.reason.startswith("message gap")
+    assert kinds.index(BookResync) < len(kinds) - 1 - kinds[::-1].index(BookSnapshot)
+    assert any(isinstance(e, StreamStatusEvent) and e.status == "gap" for e in events)

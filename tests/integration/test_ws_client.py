@@ -343,3 +343,62 @@ async def test_a_new_loop_may_start_right_after_a_break(emu: Emulator) -> None:
                 break
     assert [type(m) for m in seen[:2]] == [Connected, OrderbookSubscribed]
     assert len(seen) == 3
+
+
+async def test_a_closed_client_refuses_subscribes_and_connects(emu: Emulator) -> None:
+    ws = WsClient(emu.ws_url)
+    await ws.subscribe(Channel.ORDERBOOK, "BTC-USD")
+    await ws.close()
+    with pytest.raises(ConfigError, match="closed"):
+        await ws.subscribe(Channel.TRADES, "BTC-USD")
+    with pytest.raises(ConfigError, match="closed"):
+        await ws.connect()
+
+
+@pytest.mark.parametrize(
+    "url", ["ws://127.0.0.1:99999/v4/ws", "ws://", "ws://exa mple.com/v4/ws", "ws://[::1/v4/ws"]
+)
+def test_a_malformed_url_is_refused_by_the_constructor(url: str) -> None:
+    # These used to construct fine and fail at connect() with a (retryable) WebSocketError.
+    with pytest.raises(ConfigError):
+        WsClient(url)
+
+
+async def test_a_subscription_the_server_refuses_is_not_kept(emu: Emulator) -> None:
+    async with WsClient(emu.ws_url) as ws:
+        events = await record_book(ws, "BTC-USD")
+        await ws.subscribe(Channel.TRADES, "NOPE-USD")
+        await until(lambda: any(isinstance(e, StreamError) and "NOPE-USD" in e.message for e in events))
+        assert [str(s) for s in ws.subscriptions] == ["v4_orderbook-BTC-USD"]
+        # A corrected subscribe is not blocked by the refused one, and a reconnect replays only
+        # what the server accepted.
+        await ws.subscribe(Channel.TRADES, "ETH-USD")
+        await control(emu, "POST", "/emulator/faults/ws/drop", {})
+        await until(lambda: snapshots(events) >= 2)
+        held: list[list[str]] = []
+        for _ in range(500):  # until the replay is through (a hang guard, not a timing)
+            held = [
+                s for c in await control(emu, "GET", "/emulator/ws/connections") for s in c["subscriptions"]
+            ]
+            if ["v4_trades", "ETH-USD"] in held:
+                break
+            await asyncio.sleep(0.02)
+    assert sorted(held) == [["v4_orderbook", "BTC-USD"], ["v4_trades", "ETH-USD"]]
+
+
+async def test_an_unsubscribe_while_a_replay_waits_on_the_rate_rule_wins(emu: Emulator) -> None:
+    async with WsClient(emu.ws_url) as ws:
+        events = await record_book(ws, "BTC-USD")
+        # Two attempts in this second already (the subscribe, then this internal-error resubscribe):
+        # a third one, from the replay after the drop, has to wait for the window.
+        await control(
+            emu, "POST", "/emulator/faults/ws/internal-error", {"channel": "v4_orderbook", "id": "BTC-USD"}
+        )
+        await until(lambda: snapshots(events) >= 2)
+        await control(emu, "POST", "/emulator/faults/ws/drop", {})
+        await until(lambda: any(isinstance(e, Reconnected) for e in events))
+        await ws.unsubscribe(Channel.ORDERBOOK, "BTC-USD")
+        await asyncio.sleep(1.2)  # past the window: a planned replay would have gone out by now
+        connections = await control(emu, "GET", "/emulator/ws/connections")
+    assert ws.subscriptions == []
+    assert all(c["subscriptions"] == [] for c in connections)

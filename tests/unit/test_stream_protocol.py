@@ -389,3 +389,64 @@ def test_gaps_found_exactly_when_messages_are_dropped(keep: list[bool], subs: in
     assert [(g.expected, g.received) for g in p.drain_gaps()] == expected_gaps
     total = sum(s.gaps for s in p.subscriptions())
     assert total == len(expected_gaps) * subs
+
+
+# -- review regressions: connection change, pending unsubscribe, re-subscribe ---------------------
+
+
+def test_a_new_connection_starts_its_ids_afresh() -> None:
+    p = with_btc_book()
+    for mid in range(2, 101):
+        p.receive(ob_data(mid))
+    p.receive(connected("c2"))
+    assert p.last_message_id == 0
+    p.subscribe(Subscription.orderbook("BTC-USD"))
+    p.receive(ob_subscribed(1))
+    p.receive(ob_data(2))
+    p.receive(ob_data(7))  # 3..6 lost on c2, though c1 had gone far past 7
+    (gap,) = p.drain_gaps()
+    assert (gap.expected, gap.received) == (3, 7)
+
+
+def test_unsubscribing_a_pending_subscription_keeps_waiting_for_its_reply() -> None:
+    p = StreamProtocol()
+    p.receive(connected())
+    p.subscribe(Subscription.trades("BTC-USD"))
+    p.receive(trades_subscribed(1))
+    book = Subscription.orderbook("ETH-USD")
+    p.subscribe(book)  # the server takes id 2 for its reply and fetches the snapshot meanwhile
+    p.unsubscribe(book)  # its ack will be id 4
+    assert not p.gap_detection_active
+    p.receive(trades_data(3))  # overtakes the snapshot (§4.3): not a gap
+    p.receive(ob_subscribed(2, "ETH-USD"))
+    assert p.gap_detection_active  # the reply came; the ack's id is taken in order
+    p.receive(frame(type="unsubscribed", message_id=4, channel="v4_orderbook", id="ETH-USD"))
+    assert p.drain_gaps() == []
+    assert p.state(book) is None
+
+
+def test_the_ack_of_an_old_unsubscribe_does_not_remove_a_new_subscribe() -> None:
+    p = StreamProtocol()
+    p.receive(connected())
+    sub = Subscription.orderbook("BTC-USD")
+    p.subscribe(sub, batched=True)
+    p.receive(ob_subscribed(1))
+    p.unsubscribe(sub)  # ack: id 2
+    p.subscribe(sub, batched=True)  # reply: id 3
+    p.receive(frame(type="unsubscribed", message_id=2, channel="v4_orderbook", id="BTC-USD"))
+    state = p.state(sub)
+    assert state is not None
+    assert (state.status, state.batched) == (SubscriptionStatus.PENDING, True)
+    # Dropped here, the connection still owes the new request: it is replayed, batched.
+    assert p.reset() == [(sub, True)]
+
+
+def test_skip_accounts_for_an_undecodable_frame() -> None:
+    p = with_btc_book()
+    p.skip(2)  # frame 2 arrived but could not be decoded: its loss is handled elsewhere
+    p.receive(ob_data(3))
+    assert p.drain_gaps() == []
+    p.skip(6)  # 4 and 5 never arrived at all
+    (gap,) = p.drain_gaps()
+    assert (gap.expected, gap.received) == (4, 6)
+    assert not p.has_gaps

@@ -72,6 +72,7 @@ __all__ = [
     "Subscription",
     "SubscriptionState",
     "SubscriptionStatus",
+    "error_subscription",
 ]
 
 logger = logging.getLogger(__name__)
@@ -227,6 +228,9 @@ class SubscriptionState:
         gaps: sequence gaps detected while active; each may have hidden an update of this
             subscription (always, when it was the only active one).
         out_of_order: updates whose id was not above the previous one of this subscription.
+        awaiting_replies: subscribe requests sent whose reply (``subscribed`` or an error) has not
+            come yet; while any is outstanding anywhere, ids may arrive out of order and gap
+            detection is off (an unsubscribe does not end the wait: the reply still comes).
     """
 
     subscription: Subscription
@@ -237,6 +241,7 @@ class SubscriptionState:
     updates: int = 0
     gaps: int = 0
     out_of_order: int = 0
+    awaiting_replies: int = 0
 
     @property
     def continuous(self) -> bool:
@@ -353,6 +358,11 @@ class StreamProtocol:
         return self._highest_id
 
     @property
+    def has_gaps(self) -> bool:
+        """Whether gaps were detected that :meth:`drain_gaps` has not returned yet."""
+        return bool(self._gaps)
+
+    @property
     def gap_detection_active(self) -> bool:
         """False while a subscribe is pending (ids may then be delivered out of order)."""
         return self._pending_subscribes == 0
@@ -443,7 +453,11 @@ class StreamProtocol:
             raise ConfigError(
                 f"per-connection subscription limit reached for {sub.channel} (limit={sub.channel.limit})"
             )
-        self._subs[sub] = SubscriptionState(sub, batched, SubscriptionStatus.PENDING)
+        # A re-subscribe while the unsubscribe is unconfirmed keeps counting the replies still due.
+        awaiting = 1 + (existing.awaiting_replies if existing is not None else 0)
+        self._subs[sub] = SubscriptionState(
+            sub, batched, SubscriptionStatus.PENDING, awaiting_replies=awaiting
+        )
         self._reindex()
         self._pending_subscribes += 1
         return _encoder.encode(_SubscribeRequest("subscribe", sub.channel.value, sub.id, batched))
@@ -462,10 +476,21 @@ class StreamProtocol:
         sub = self._subscription(channel, id)
         state = self._subs.get(sub)
         if state is not None:
-            if state.status is SubscriptionStatus.PENDING:
-                self._pending_subscribes -= 1
+            # A pending subscribe's reply still comes (its id was taken when the server read the
+            # request): gap detection stays off until it does.
             state.status = SubscriptionStatus.UNSUBSCRIBING
         return _encoder.encode(_SubscribeRequest("unsubscribe", sub.channel.value, sub.id))
+
+    def skip(self, message_id: int) -> None:
+        """Account for a frame with this ``message_id`` that arrived but could not be decoded.
+
+        Its id is not a gap: the caller deals with the frame's loss (e.g. by subscribing again).
+        Ids before it that never arrived are still reported as a gap.
+        """
+        if message_id == self._highest_id + 1:
+            self._highest_id = message_id
+        else:
+            self._sequence(message_id)
 
     @staticmethod
     def ping() -> bytes:
@@ -529,11 +554,14 @@ class StreamProtocol:
     def _on_connected(self, msg: Connected) -> None:
         if self._connection_id is not None and msg.connection_id != self._connection_id:
             # A new connection: the server holds none of the old subscriptions; only requests
-            # made for this connection (pending) survive.
+            # made for this connection (pending) survive. Its ids start afresh.
             self._subs = {k: s for k, s in self._subs.items() if s.status is SubscriptionStatus.PENDING}
             self._reindex()
+            self._pending_subscribes = sum(s.awaiting_replies for s in self._subs.values())
+            self._highest_id = msg.message_id
+        else:
+            self._highest_id = max(self._highest_id, msg.message_id)
         self._connection_id = msg.connection_id
-        self._highest_id = max(self._highest_id, msg.message_id)
 
     def _sequence(self, message_id: int) -> None:
         expected = self._highest_id + 1
@@ -611,12 +639,11 @@ class StreamProtocol:
         if state is None:
             state = self._subs[sub] = SubscriptionState(sub, False, SubscriptionStatus.ACTIVE)
             self._reindex()
-        elif state.status is SubscriptionStatus.PENDING:
-            self._pending_subscribes -= 1
-            state.status = SubscriptionStatus.ACTIVE
-        elif state.status is SubscriptionStatus.UNSUBSCRIBING:
-            # The snapshot raced our unsubscribe; the ack will remove it.
-            pass
+        else:
+            self._replied(state)
+            if state.status is SubscriptionStatus.PENDING:
+                state.status = SubscriptionStatus.ACTIVE
+            # UNSUBSCRIBING: the snapshot raced our unsubscribe; the ack will remove it.
         state.snapshot_message_id = msg.message_id
         state.last_message_id = msg.message_id
         state.updates = 0
@@ -625,15 +652,24 @@ class StreamProtocol:
 
     def _on_unsubscribed(self, msg: Unsubscribed) -> None:
         self._sequence(msg.message_id)
-        state = self._subs.pop(_key(msg.channel, msg.id), None)
-        self._reindex()
-        if state is not None and state.status is SubscriptionStatus.PENDING:
+        key = _key(msg.channel, msg.id)
+        state = self._subs.get(key)
+        # A subscribe sent after the unsubscribe (PENDING again) is not what this ack removes.
+        if state is not None and state.status is SubscriptionStatus.UNSUBSCRIBING:
+            del self._subs[key]
+            self._reindex()
+            # Replies still due for it will find no state: stop waiting for them.
+            self._pending_subscribes -= state.awaiting_replies
+
+    def _replied(self, state: SubscriptionState) -> None:
+        if state.awaiting_replies:
+            state.awaiting_replies -= 1
             self._pending_subscribes -= 1
 
     def _on_error(self, msg: StreamError) -> None:
         if msg.message_id > self._highest_id:
             self._highest_id = msg.message_id
-        sub = self._error_subscription(msg)
+        sub = error_subscription(msg)
         if sub is None:
             logger.warning("stream error on %s: %s", self._connection_id, msg.message)
             return
@@ -641,9 +677,10 @@ class StreamProtocol:
         if state is None:
             return
         if state.status is SubscriptionStatus.PENDING:
+            self._replied(state)
             del self._subs[sub]
             self._reindex()
-            self._pending_subscribes -= 1
+            self._pending_subscribes -= state.awaiting_replies
         elif msg.message.startswith("Internal error"):
             # The server drops a subscription whose data it could not fetch, even one that was
             # active: forget it so that it can be subscribed again on this connection.
@@ -651,16 +688,19 @@ class StreamProtocol:
             self._reindex()
         logger.warning("subscription %s failed: %s", sub, msg.message)
 
-    @staticmethod
-    def _error_subscription(msg: StreamError) -> Subscription | None:
-        channel_name, id = msg.channel, msg.id
-        if channel_name is None:
-            match = _ERROR_SUBSCRIPTION.search(msg.message)
-            if match is None:
-                return None
-            channel_name, id = match.group(1), match.group(2)
-        try:
-            channel = Channel(channel_name)
-        except ValueError:
+
+def error_subscription(msg: StreamError) -> Subscription | None:
+    """The subscription a server error is about: its ``channel``/``id`` fields, or else the
+    ``(<channel>-<id>)`` the message text ends with (the venue leaves the fields out of some
+    errors, e.g. ``Invalid subscription id for channel: (v4_trades-NOPE-USD)``); None if neither."""
+    channel_name, id = msg.channel, msg.id
+    if channel_name is None:
+        match = _ERROR_SUBSCRIPTION.search(msg.message)
+        if match is None:
             return None
-        return _key(channel, id)
+        channel_name, id = match.group(1), match.group(2)
+    try:
+        channel = Channel(channel_name)
+    except ValueError:
+        return None
+    return _key(channel, id)

@@ -63,6 +63,7 @@ __all__ = [
     "MarketsSubscribed",
     "MarketsUpdate",
     "MarketsUpdateContents",
+    "MessageGap",
     "NodeBuffer",
     "OraclePrice",
     "OrderbookBatch",
@@ -770,7 +771,28 @@ class Reconnected(Struct, frozen=True, gc=False):
     socket: int = 0
 
 
-ConnectionEvent: TypeAlias = Heartbeat | Reconnecting | Reconnected
+class MessageGap(Struct, frozen=True, gc=False):
+    """Messages were lost on a connection: ids ``expected`` .. ``received - 1`` never arrived.
+
+    Any subscription of the connection may have lost an update in them, so each is listed; a
+    consumer keeping state from absolute updates (an order book) must rebuild it from a snapshot.
+
+    Attributes:
+        connection_id: the connection the ids belong to.
+        expected: the first id that never arrived.
+        received: the id that arrived instead.
+        socket: the index of the socket within its client.
+        subscriptions: ``(channel, id)`` of the subscriptions that may have lost an update.
+    """
+
+    connection_id: str | None
+    expected: int
+    received: int
+    socket: int = 0
+    subscriptions: tuple[tuple[Channel, str | None], ...] = ()
+
+
+ConnectionEvent: TypeAlias = Heartbeat | Reconnecting | Reconnected | MessageGap
 
 MarketStreamMsg: TypeAlias = (
     Connected
@@ -800,6 +822,7 @@ MarketStreamMsg: TypeAlias = (
     | Heartbeat
     | Reconnecting
     | Reconnected
+    | MessageGap
 )
 """Everything a market/account stream yields: decoded server messages and connection events."""
 

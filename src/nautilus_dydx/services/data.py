@@ -56,6 +56,7 @@ from nautilus_dydx.schemas.stream import (
     MarketStreamMsg,
     MarketsUpdate,
     MarketsUpdateContents,
+    MessageGap,
     OrderbookBatch,
     OrderbookSubscribed,
     OrderbookUpdate,
@@ -209,7 +210,8 @@ class BlockHeightEvent(Struct, frozen=True, gc=False):
 
 
 class StreamStatusEvent(Struct, frozen=True, gc=False):
-    """The WebSocket dropped (``reconnecting``) or came back (``reconnected``)."""
+    """The WebSocket dropped (``reconnecting``), came back (``reconnected``), or lost messages
+    (``gap``: the books of that connection are resynced)."""
 
     status: str
     detail: str
@@ -342,6 +344,7 @@ class DataClient:
         self._owns = owns_transports
         self._books: dict[str, _Book] = {}
         self._subscribing: dict[str, asyncio.Future[OrderBook]] = {}
+        self._resync_tasks: set[asyncio.Task[None]] = set()
         # The entries whose state is SYNCED, keyed as the wire names them: the per-message test
         # "do we apply this update?" is one lookup. Kept in step with every state change.
         self._synced: dict[str | None, _Book] = {}
@@ -372,6 +375,7 @@ class DataClient:
             StreamError: self._on_error,  # type: ignore[dict-item]
             Reconnecting: self._on_reconnecting,  # type: ignore[dict-item]
             Reconnected: self._on_reconnected,  # type: ignore[dict-item]
+            MessageGap: self._on_gap,  # type: ignore[dict-item]
         }
 
     @classmethod
@@ -410,8 +414,12 @@ class DataClient:
         if self._closed:
             return
         self._closed = True
-        for pending in list(self._subscribing.values()):
-            pending.cancel()
+        pending: list[asyncio.Future[OrderBook] | asyncio.Task[None]] = [
+            *self._subscribing.values(),
+            *self._resync_tasks,
+        ]
+        for future in pending:
+            future.cancel()
         if self._audit_task is not None:
             self._audit_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -699,8 +707,14 @@ class DataClient:
         self._emit(BookResync(ticker, reason))
 
     def _schedule_resync(self, ticker: str, reason: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._safe_resync(ticker, reason))
-        task.add_done_callback(lambda _t: None)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # fed without a loop (a replay): the next snapshot fed rebuilds the book
+        task = loop.create_task(self._safe_resync(ticker, reason))
+        # The loop holds tasks weakly: keep each until it is done.
+        self._resync_tasks.add(task)
+        task.add_done_callback(self._resync_tasks.discard)
 
     async def _safe_resync(self, ticker: str, reason: str) -> None:
         try:
@@ -724,6 +738,17 @@ class DataClient:
             if entry is not None:
                 self._begin_resync(entry.ticker, entry, "reconnect")
         self._emit(StreamStatusEvent("reconnecting", msg.reason))
+
+    def _on_gap(self, msg: MessageGap) -> None:
+        # Messages were lost: any book of the connection may have missed an absolute update, and
+        # nothing but a fresh snapshot can tell. Rebuild each one the gap may have touched.
+        detail = f"ids {msg.expected}..{msg.received - 1} lost on {msg.connection_id}"
+        for channel, ticker in msg.subscriptions:
+            entry = self._books.get(ticker) if channel is Channel.ORDERBOOK and ticker else None
+            if entry is not None and entry.state is not _State.RESYNCING:
+                self._begin_resync(entry.ticker, entry, f"message gap: {detail}")
+                self._schedule_resync(entry.ticker, "message gap")
+        self._emit(StreamStatusEvent("gap", detail))
 
     def _on_reconnected(self, msg: Reconnected) -> None:
         self._emit(StreamStatusEvent("reconnected", msg.connection_id))

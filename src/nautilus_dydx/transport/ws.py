@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import msgspec
+from yarl import URL
 
 from nautilus_dydx.core.config import DydxConfig
 from nautilus_dydx.core.errors import (
@@ -41,12 +42,13 @@ from nautilus_dydx.core.errors import (
     WebSocketError,
 )
 from nautilus_dydx.core.retry import ExponentialBackoff
-from nautilus_dydx.core.stream import StreamProtocol, Subscription
+from nautilus_dydx.core.stream import StreamProtocol, Subscription, error_subscription
 from nautilus_dydx.schemas.stream import (
     Channel,
     Connected,
     Heartbeat,
     MarketStreamMsg,
+    MessageGap,
     Reconnected,
     Reconnecting,
     StreamError,
@@ -65,6 +67,22 @@ _SUBSCRIBE_ATTEMPTS_PER_SECOND = 2
 # A socket that lived this long was healthy: the next failure starts the back-off from the beginning.
 _HEALTHY_AFTER = 10.0
 _CLOSE_SENTINEL = object()
+# How long closing a socket waits for the peer's close frame. A healthy server answers at once; a
+# dead or silent one never does, and its books must be announced as resyncing without delay.
+_CLOSE_GRACE = 1.0
+
+
+def _check_url(url: str) -> None:
+    """Refuse a URL that could only fail at connect() (and then look like a network fault)."""
+    try:
+        parsed = URL(url)
+        port = parsed.port
+    except (ValueError, UnicodeError) as exc:
+        raise ConfigError(f"WsClient: {url!r} is not a valid URL: {exc}") from None
+    if not parsed.host or any(c.isspace() or not c.isprintable() for c in parsed.host):
+        raise ConfigError(f"WsClient: {url!r} has no valid host")
+    if port is None or not 0 < port <= 65535:
+        raise ConfigError(f"WsClient: {url!r}: port {port} is not in [1, 65535]")
 
 
 @dataclass(slots=True)
@@ -79,6 +97,8 @@ class WsStats:
     watchdog_trips: int = 0
     callback_errors: int = 0
     decode_errors: int = 0
+    gaps: int = 0
+    """Sequence gaps (lost messages) detected and delivered as ``MessageGap``."""
 
 
 @contextlib.contextmanager
@@ -174,6 +194,7 @@ class WsClient:
     ) -> None:
         if not url.startswith(("ws://", "wss://")):
             raise ConfigError(f"WsClient: url must start with ws:// or wss://; got {url!r}")
+        _check_url(url)
         if watchdog_timeout <= 0 or connect_timeout <= 0:
             raise ConfigError("WsClient: watchdog_timeout and connect_timeout must be > 0")
         if max_connections < 1:
@@ -260,9 +281,10 @@ class WsClient:
 
         Raises:
             ConnectError, TransportTimeout, WebSocketError: the first connection could not be made.
+            ConfigError: the client is closed (a closed client is not reopened).
         """
         if self._closed:
-            raise WebSocketError("WsClient is closed")
+            raise ConfigError("WsClient is closed")
         # One opener at a time: concurrent subscribe() calls before the first socket is up must not
         # open sockets of their own.
         async with self._connect_lock:
@@ -312,11 +334,17 @@ class WsClient:
     ) -> Subscription:
         """Subscribe to ``channel`` (and ``id``); kept across reconnects until :meth:`unsubscribe`.
 
+        A subscription the server refuses as invalid (``Invalid subscription id ...``) is dropped
+        (not replayed); the refusal arrives in the stream as a :class:`StreamError`.
+
         Raises:
-            ConfigError: the channel or id is malformed, or every allowed socket is full.
+            ConfigError: the channel or id is malformed, every allowed socket is full, or the
+                client is closed.
             SubscriptionError: already subscribed.
         """
         sub = Subscription.of(channel, id)
+        if self._closed:
+            raise ConfigError("WsClient is closed")
         if any(sub in c.wanted for c in self._connections):
             raise SubscriptionError(f"already subscribed to {sub}", channel=sub.channel.value, id=sub.id)
         if not self._connections or self._connections[0].task is None:
@@ -429,7 +457,7 @@ class WsClient:
                     self._url,
                     autoping=False,
                     ssl=self._ssl,
-                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
+                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=_CLOSE_GRACE),
                     max_msg_size=64 * 1024 * 1024,
                 )
         conn.ws = ws
@@ -483,7 +511,7 @@ class WsClient:
                 return
             if conn.ws is not None and not conn.ws.closed:
                 with contextlib.suppress(Exception):
-                    await conn.ws.close()
+                    await asyncio.wait_for(conn.ws.close(), _CLOSE_GRACE)
             if opened_at is not None and loop.time() - opened_at >= _HEALTHY_AFTER:
                 delays, attempt = None, 0  # it was healthy: start the back-off afresh
             if delays is None:
@@ -522,10 +550,13 @@ class WsClient:
                 self.stats.messages += 1
                 self.stats.bytes += len(data)
                 try:
-                    return conn.protocol.receive(data)
+                    msg = conn.protocol.receive(data)
                 except DecodeError as exc:
                     await self._undecodable(conn, data, exc)
                     continue
+                if conn.protocol.has_gaps:
+                    await self._report_gaps(conn)  # before the message that revealed them
+                return msg
             if kind is aiohttp.WSMsgType.PING:
                 self.stats.pings += 1
                 with _map_exceptions("pong"):
@@ -538,6 +569,15 @@ class WsClient:
             # CLOSE / CLOSING / CLOSED
             code = conn.ws.close_code
             raise WebSocketError(f"socket closed (code {code}, {frame.extra!r})", close_code=code)
+
+    async def _report_gaps(self, conn: _Connection) -> None:
+        assert conn.protocol is not None
+        for gap in conn.protocol.drain_gaps():
+            self.stats.gaps += 1
+            affected = tuple((sub.channel, sub.id) for sub in gap.affected)
+            await self._deliver(
+                MessageGap(gap.connection_id, gap.expected, gap.received, conn.index, affected), conn
+            )
 
     async def _read(self, conn: _Connection) -> None:
         while True:
@@ -557,9 +597,15 @@ class WsClient:
         _log.warning("dYdX WS socket %d: undecodable frame skipped (%s)", conn.index, exc)
         try:
             head = msgspec.json.decode(data, type=_FrameHead)
+        except msgspec.DecodeError:
+            return  # not even its id is readable: the next frame reveals it as a gap
+        assert conn.protocol is not None
+        if head.message_id >= 0:
+            conn.protocol.skip(head.message_id)  # accounted for here, not a gap
+        try:
             sub = Subscription.of(head.channel or "", head.id)
-        except (msgspec.DecodeError, ConfigError):
-            return  # not a subscription's frame (or not JSON at all): nothing to heal
+        except ConfigError:
+            return  # not a subscription's frame: nothing to heal
         wanted = conn.wanted.get(sub)
         if wanted is None:
             return
@@ -579,6 +625,12 @@ class WsClient:
     async def _on_error(self, conn: _Connection, msg: StreamError) -> None:
         error = SubscriptionError(msg.message, channel=msg.channel, id=msg.id)
         if not error.is_internal or msg.channel is None:
+            refused = error_subscription(msg) if msg.message.startswith("Invalid subscription id") else None
+            if refused is not None and conn.wanted.pop(refused, None) is not None:
+                # The server will never take it: replaying it on every reconnect would only hold a
+                # channel slot and block a corrected subscribe with "already subscribed".
+                _log.warning("dYdX WS refused %s (%s); dropped", refused, msg.message)
+                return
             _log.warning("dYdX WS error on socket %d: %s", conn.index, msg.message)
             return
         try:
@@ -593,7 +645,10 @@ class WsClient:
             await self._send_subscribe(conn, wanted)
 
     async def _send_subscribe(self, conn: _Connection, wanted: _Wanted) -> None:
-        assert conn.protocol is not None
+        protocol = conn.protocol
+        assert protocol is not None
+        if conn.wanted.get(wanted.subscription) is not wanted:
+            return  # unsubscribed since this send was planned (e.g. during a replay)
         loop = asyncio.get_running_loop()
         times = conn.attempts.setdefault(
             wanted.subscription, collections.deque(maxlen=_SUBSCRIBE_ATTEMPTS_PER_SECOND)
@@ -602,8 +657,10 @@ class WsClient:
             wait = times[0] + 1.0 - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait + 0.01)
+                if conn.wanted.get(wanted.subscription) is not wanted or conn.protocol is not protocol:
+                    return  # unsubscribed, or the socket was replaced (its replay sends it), meanwhile
         times.append(loop.time())
-        await self._send(conn, conn.protocol.subscribe(wanted.subscription, batched=wanted.batched))
+        await self._send(conn, protocol.subscribe(wanted.subscription, batched=wanted.batched))
 
     async def _send(self, conn: _Connection, data: bytes) -> None:
         if conn.ws is None or conn.ws.closed:
@@ -632,4 +689,4 @@ class WsClient:
                     _log.warning("dYdX WS socket %d silent for %.1fs; reconnecting", conn.index, silent)
                     # Closing makes the reader's receive() return CLOSED, which triggers a reconnect.
                     with contextlib.suppress(Exception):
-                        await ws.close(code=4000, message=b"watchdog")
+                        await asyncio.wait_for(ws.close(code=4000, message=b"watchdog"), _CLOSE_GRACE)
