@@ -586,6 +586,23 @@ def test_block_gtb_is_the_last_to_hold_a_short_term_fill(chain: Chain) -> None:
     assert (fill.maker, fill.taker, fill.height) == (maker.key, taker.key, maker.good_til_block)
 
 
+def test_a_filled_short_term_id_stays_filled_until_gtb_plus_the_window() -> None:
+    c = Chain(short_block_window=5, short_term_blocks=3)
+    c.fund("alice", "bob")
+    e = c.engine
+    gtb = e.height + 2
+    order = c.place("alice", "BUY", STEP, PRICE, gtb=gtb, client_id=7)
+    c.place("bob", "SELL", STEP, PRICE, tif="IOC")
+    while e.height < gtb + 5 - 1:
+        e.produce_block()
+    assert e.filled_amount(order.key) == STEP  # the venue prunes it in block GTB + ShortBlockWindow
+    expect(24, c.place, "alice", "BUY", STEP, PRICE, gtb=e.height + 1, client_id=7)
+    e.produce_block()
+    assert e.filled_amount(order.key) == 0
+    c.place("alice", "BUY", STEP, PRICE, gtb=e.height + 1, client_id=7)
+    assert e.book(BTC)[0] == [(PRICE, STEP)]
+
+
 def test_stateful_order_expires_at_its_gtbt(chain: Chain) -> None:
     e = chain.engine
     gtbt = int(e.block_time.timestamp()) + 10

@@ -212,7 +212,7 @@ class _Snapshot:
     books: dict[int, BookState]
     orders: dict[OrderKey, _LiveOrder]  # shared: a live order changes only in block steps
     filled: dict[OrderKey, int]
-    short_term_last: dict[OrderKey, OrderSnapshot]
+    fill_prune_height: dict[OrderKey, int]
     short_term_cancels: dict[OrderKey, int]
     pending_stateful: dict[OrderKey, tuple[OrderSnapshot, str, int]]
     pending_cancels: dict[OrderKey, int]
@@ -326,7 +326,8 @@ class ChainEngine:
 
         self._orders: dict[OrderKey, _LiveOrder] = {}
         self._filled: dict[OrderKey, int] = {}
-        self._short_term_last: dict[OrderKey, OrderSnapshot] = {}  # replay protection until GTB passes
+        # Block in which a short-term order id's fill amount is forgotten (GTB + ShortBlockWindow).
+        self._fill_prune_height: dict[OrderKey, int] = {}
         self._short_term_cancels: dict[OrderKey, int] = {}
         self._pending_stateful: dict[OrderKey, tuple[OrderSnapshot, str, int]] = {}
         self._pending_cancels: dict[OrderKey, int] = {}
@@ -621,7 +622,7 @@ class ChainEngine:
             books={c: book.snapshot() for c, book in self._books.items()},
             orders=dict(self._orders),
             filled=dict(self._filled),
-            short_term_last=dict(self._short_term_last),
+            fill_prune_height=dict(self._fill_prune_height),
             short_term_cancels=dict(self._short_term_cancels),
             pending_stateful=dict(self._pending_stateful),
             pending_cancels=dict(self._pending_cancels),
@@ -655,7 +656,7 @@ class ChainEngine:
             self._books[clob_pair_id].restore(book)
         self._orders = snap.orders
         self._filled = snap.filled
-        self._short_term_last = snap.short_term_last
+        self._fill_prune_height = snap.fill_prune_height
         self._short_term_cancels = snap.short_term_cancels
         self._pending_stateful = snap.pending_stateful
         self._pending_cancels = snap.pending_cancels
@@ -733,7 +734,6 @@ class ChainEngine:
             # A replacement takes the old order off the book; it keeps the fills of the order id.
             self._books[key.clob_pair_id].remove(key)
             del self._orders[key]
-        self._short_term_last[key] = order
         live = _LiveOrder(order=order, state="RESTING", seq=self._next_seq())
         self._emit_offchain(
             OrderPlaced(self._snapshot(order), "BEST_EFFORT_OPENED", self.height, self.block_time)
@@ -990,6 +990,8 @@ class ChainEngine:
             maker.filled += quantity
             self._filled[maker.key] = maker.filled
             maker_order = self._orders[maker.key].order
+            self._note_fill(taker)
+            self._note_fill(maker_order)
             self._pending.append(
                 FillCommitted(
                     event_id=fill_id,
@@ -1038,6 +1040,16 @@ class ChainEngine:
             self._remove(key, self._cancel_status(key), stop_reason, offchain=offchain, on_book=False)
             return
         book.add(BookOrder(key, taker.side, taker.subticks, taker.quantums, filled, live.seq))
+
+    def _prune_height(self, order: OrderSnapshot) -> int:
+        return (order.good_til_block or 0) + self.short_block_window
+
+    def _note_fill(self, order: OrderSnapshot) -> None:
+        """Remember a short-term order id's fill amount until block GTB + ShortBlockWindow, as the
+        venue's fill state does (so a filled id cannot be placed again meanwhile: clob 24)."""
+        if order.key.order_flags == SHORT_TERM:
+            key = order.key
+            self._fill_prune_height[key] = max(self._fill_prune_height.get(key, 0), self._prune_height(order))
 
     def _reducible(self, ref: SubaccountRef, clob_pair_id: int, side: Side) -> int:
         sub = self._subaccounts.get(ref)
@@ -1160,8 +1172,12 @@ class ChainEngine:
                 expired = (order.good_til_block_time or 0) <= now
             if expired:
                 self._remove(key, "CANCELED", REASON_EXPIRED, offchain=False, on_book=live.state == "RESTING")
-        for key in [k for k, o in self._short_term_last.items() if (o.good_til_block or 0) < height]:
-            del self._short_term_last[key]
+        for key in [k for k, h in self._fill_prune_height.items() if h <= height]:
+            resting = self._orders.get(key)
+            if resting is not None:  # re-placed after its GTB passed: kept for as long as the new order
+                self._fill_prune_height[key] = self._prune_height(resting.order)
+                continue
+            del self._fill_prune_height[key]
             self._filled.pop(key, None)
         for key in [k for k, gtb in self._short_term_cancels.items() if gtb <= height]:
             del self._short_term_cancels[key]
