@@ -19,6 +19,7 @@ from nautilus_dydx.emulator.events import (
     OraclePriceUpdated,
     OrderKey,
     OrderPlaced,
+    OrderRemoved,
     OrderTriggered,
     OrderUpdated,
     SubaccountRef,
@@ -319,6 +320,39 @@ def test_short_term_replacement_rules(chain: Chain) -> None:
     expect(24, e.place_order, chain.order("alice", "BUY", STEP, PRICE - 4 * TICK, gtb=h + 8, client_id=1))
     e.place_order(chain.order("alice", "BUY", 2 * STEP, PRICE - 4 * TICK, gtb=h + 8, client_id=1))
     assert e.book(BTC)[0] == [(PRICE - 4 * TICK, STEP)]
+
+
+def test_replacement_reports_the_replaced_order_removed_first(chain: Chain) -> None:
+    e = chain.engine
+    h = e.height
+    first = chain.place("alice", "BUY", 2 * STEP, PRICE - TICK, gtb=h + 5, client_id=1)
+    chain.place("bob", "SELL", STEP, PRICE - TICK, tif="IOC")  # fills half of it
+    chain.take()
+    second = chain.order("alice", "BUY", 3 * STEP, PRICE - 2 * TICK, gtb=h + 6, client_id=1)
+    e.place_order(second)
+    removed, placed = chain.take()
+    assert isinstance(removed, OrderRemoved)
+    assert (removed.key, removed.status, removed.reason, removed.total_filled_quantums, removed.height) == (
+        first.key,
+        "BEST_EFFORT_CANCELED",
+        "ORDER_REMOVAL_REASON_REPLACED",
+        STEP,
+        h,
+    )
+    assert isinstance(placed, OrderPlaced)
+    assert (placed.status, placed.order.subticks, placed.order.total_filled_quantums) == (
+        "BEST_EFFORT_OPENED",
+        PRICE - 2 * TICK,
+        STEP,
+    )
+    assert e.book(BTC)[0] == [(PRICE - 2 * TICK, 2 * STEP)]
+    expect(20, e.place_order, chain.order("alice", "BUY", 3 * STEP, PRICE, gtb=h + 5, client_id=1))
+    assert chain.take() == []  # a refused replacement removes nothing
+    # An id that no longer rests is placed afresh: nothing to report replaced.
+    e.cancel_order(first.key, good_til_block=h + 6)
+    chain.take()
+    chain.place("alice", "BUY", 3 * STEP, PRICE - 2 * TICK, gtb=h + 7, client_id=1)
+    assert [type(x) for x in chain.take()] == [OrderPlaced]
 
 
 def test_stateful_orders_are_not_replaced(chain: Chain) -> None:

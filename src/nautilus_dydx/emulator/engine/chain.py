@@ -164,6 +164,7 @@ REASON_POST_ONLY = "ORDER_REMOVAL_REASON_POST_ONLY_WOULD_CROSS_MAKER_ORDER"
 REASON_IOC = "ORDER_REMOVAL_REASON_IMMEDIATE_OR_CANCEL_WOULD_REST_ON_BOOK"
 REASON_REDUCE_ONLY = "ORDER_REMOVAL_REASON_REDUCE_ONLY_RESIZE"
 REASON_FULLY_FILLED = "ORDER_REMOVAL_REASON_FULLY_FILLED"
+REASON_REPLACED = "ORDER_REMOVAL_REASON_REPLACED"
 
 
 def event_id(height: int, tx_index: int, event_index: int) -> bytes:
@@ -731,9 +732,9 @@ class ChainEngine:
                     raise clob_error(2003, f"Order {go_order_id(key)} crosses maker {go_order_id(maker.key)}")
 
         if existing is not None:
-            # A replacement takes the old order off the book; it keeps the fills of the order id.
-            self._books[key.clob_pair_id].remove(key)
-            del self._orders[key]
+            # A replacement takes the old order off the book, reported as a best-effort removal with
+            # reason REPLACED before the new placement, as the memclob does; the id keeps its fills.
+            self._remove(key, "BEST_EFFORT_CANCELED", REASON_REPLACED, offchain=True)
         live = _LiveOrder(order=order, state="RESTING", seq=self._next_seq())
         self._emit_offchain(
             OrderPlaced(self._snapshot(order), "BEST_EFFORT_OPENED", self.height, self.block_time)

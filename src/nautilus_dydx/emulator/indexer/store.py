@@ -356,7 +356,8 @@ class IndexerStore:
         if row is None:
             return
         if old is not None:
-            # A replacement (same order id): the old one leaves the book first.
+            # The id again: a replacement (the chain has reported the old order removed, REPLACED)
+            # or a fresh placement after it ended. The row keeps its creation and DB presence.
             self._set_booked(old, 0)
             row.in_db = old.in_db
             row.created_height, row.created_time = old.created_height, old.created_time
