@@ -174,6 +174,28 @@ async def test_stall_keeps_queued_messages(emu: Emulator, http: aiohttp.ClientSe
     await ws.close()
 
 
+async def test_lose_fault_skips_message_ids(emu: Emulator, http: aiohttp.ClientSession) -> None:
+    ws, cid = await subscribe_book(http, emu)
+    first = await collect(ws, 2)
+    status, body = await call(
+        http, emu, "POST", "/emulator/faults/ws/lose", {"connection_id": cid, "count": 2}
+    )
+    assert (status, body) == (200, {"affected": [cid]})
+    # Messages already queued before the fault still go out; the next two generated are lost.
+    rest = await collect(ws, 40)
+    ids = [m["message_id"] for m in first + rest]
+    skipped = [i for i in range(ids[0], ids[-1] + 1) if i not in set(ids)]
+    assert len(skipped) == 2
+    # The server's checksum records still hold the lost messages (it sent them, as far as it knows).
+    _status, records = await call(http, emu, "GET", f"/emulator/ws/{cid}/checksums?ticker=BTC-USD")
+    recorded = {r["message_id"] for r in records}
+    assert set(range(ids[0], ids[-1] + 1)) <= recorded
+    for bad in ({"count": 0}, {"count": "2"}, {"count": True}):
+        status, _body = await call(http, emu, "POST", "/emulator/faults/ws/lose", bad)
+        assert status == 400
+    await ws.close()
+
+
 async def test_internal_error_fault(emu: Emulator, http: aiohttp.ClientSession) -> None:
     ws, cid = await subscribe_book(http, emu)
     await collect(ws, 1)

@@ -101,12 +101,21 @@ async def test_book_checksum_matches_emulator_under_faults(seed: int) -> None:
                 ("/emulator/faults/rest", {"status": 500, "count": 8}),
                 ("/emulator/faults/ws/drop", {}),
                 ("/emulator/faults/ws/crossed-level", {"ticker": "ETH-USD"}),
+                ("/emulator/faults/ws/lose", {"count": 1}),
                 ("/emulator/faults/ws/stall", {"seconds": 1.5}),
                 ("/emulator/faults/ws/crossed-level", {"ticker": "BTC-USD"}),
             ]
             for path, body in faults:
                 await asyncio.sleep(0.4)
+                seen = len(rec.events)
                 await control(emu, "POST", path, body)
+                if path.endswith("/lose"):  # the loss shows only when a later message arrives
+                    await until(
+                        lambda seen=seen: any(
+                            isinstance(e, BookResync) and e.reason.startswith("message gap")
+                            for e in rec.events[seen:]
+                        )
+                    )
                 await until(lambda: all(data.is_synced(t) for t in TICKERS))
             await asyncio.sleep(0.4)
 
@@ -134,6 +143,7 @@ async def test_book_checksum_matches_emulator_under_faults(seed: int) -> None:
                     last_resync = max(i for i, k in enumerate(kinds[:index]) if k is BookResync)
                     assert last_resync > max((i for i in snapshots if i < index), default=-1)
             assert any(isinstance(e, BookRepair) for e in rec.events), "crossed levels must be repaired"
+            assert any(isinstance(e, BookResync) and e.reason.startswith("message gap") for e in rec.events)
 
             # The events alone rebuild the book: a snapshot's levels, then each BookDeltas' levels
             # (converted on access) and each BookRepair's changes, in order, give every Quote.

@@ -450,3 +450,27 @@ def test_skip_accounts_for_an_undecodable_frame() -> None:
     (gap,) = p.drain_gaps()
     assert (gap.expected, gap.received) == (4, 6)
     assert not p.has_gaps
+
+
+def test_a_loss_while_a_subscribe_reply_is_due_is_reported_when_the_reply_has_come() -> None:
+    p = with_btc_book()
+    p.subscribe(Subscription.trades("BTC-USD"))  # its reply takes id 2, sent after the snapshot fetch
+    p.receive(ob_data(3))  # overtakes the reply: 2 may still come
+    p.receive(ob_data(5))  # 4 is lost, but while a reply is due that cannot be told yet
+    assert p.drain_gaps() == []
+    p.receive(trades_subscribed(2))  # fills 2; no reply is due any more: 4 was lost
+    (gap,) = p.drain_gaps()
+    assert (gap.expected, gap.received) == (4, 5)
+    assert gap.affected == (Subscription.orderbook("BTC-USD"), Subscription.trades("BTC-USD"))
+
+
+def test_holes_filled_by_late_replies_are_not_gaps() -> None:
+    p = with_btc_book()
+    p.subscribe(Subscription.trades("BTC-USD"))  # reply id 2
+    p.subscribe(Subscription.orderbook("ETH-USD"))  # reply id 3
+    p.receive(ob_data(4))
+    p.receive(trades_subscribed(2))
+    p.receive(ob_subscribed(3, "ETH-USD"))
+    p.receive(ob_data(5))
+    assert p.drain_gaps() == []
+    assert p.gap_detection_active

@@ -84,6 +84,9 @@ MAX_PARENT_SUBACCOUNT_NUMBER = 127
 
 _MAX_ADDRESS_LEN = 90
 _MAX_TICKER_LEN = 200
+# Skipped ids kept while a subscribe reply is due (a longer jump is reported at once: the few
+# replies due could never fill it).
+_MAX_DEFERRED_IDS = 10_000
 _RESOLUTIONS = frozenset(r.value for r in CandleResolution)
 # "... (v4_orderbook-FOO-USD)" at the end of the server's subscription error texts.
 _ERROR_SUBSCRIPTION = re.compile(r"\((v4_[a-z_]+)-(.*)\)\.?$")
@@ -341,6 +344,9 @@ class StreamProtocol:
         # ``_wire["v4_orderbook"]``, for the order-book fast path of receive().
         self._book_states: dict[str | None, SubscriptionState] = {}
         self._pending_subscribes = 0
+        # Ids skipped while a subscribe reply was due: the reply may still fill one of them. They
+        # are settled (reported as gaps) once no reply is due any more.
+        self._missing: set[int] = set()
         self._gaps: list[SequenceGap] = []
 
     # ----------------------------------------------------------------------------------------
@@ -364,7 +370,9 @@ class StreamProtocol:
 
     @property
     def gap_detection_active(self) -> bool:
-        """False while a subscribe is pending (ids may then be delivered out of order)."""
+        """False while a subscribe reply is due: its id was taken when the server read the request,
+        so later ids may arrive first. Ids skipped meanwhile are kept, and those the replies do not
+        fill are reported as gaps as soon as no reply is due."""
         return self._pending_subscribes == 0
 
     def subscriptions(self) -> Iterator[SubscriptionState]:
@@ -414,6 +422,7 @@ class StreamProtocol:
         self._wire = {}
         self._book_states = {}
         self._pending_subscribes = 0
+        self._missing.clear()
         self._gaps.clear()
         return restore
 
@@ -558,6 +567,7 @@ class StreamProtocol:
             self._subs = {k: s for k, s in self._subs.items() if s.status is SubscriptionStatus.PENDING}
             self._reindex()
             self._pending_subscribes = sum(s.awaiting_replies for s in self._subs.values())
+            self._missing.clear()
             self._highest_id = msg.message_id
         else:
             self._highest_id = max(self._highest_id, msg.message_id)
@@ -565,23 +575,46 @@ class StreamProtocol:
 
     def _sequence(self, message_id: int) -> None:
         expected = self._highest_id + 1
-        if message_id > expected and self._pending_subscribes == 0 and self._highest_id >= 0:
-            affected = tuple(
-                s.subscription for s in self._subs.values() if s.status is not SubscriptionStatus.PENDING
-            )
-            for sub in affected:
-                self._subs[sub].gaps += 1
-            gap = SequenceGap(self._connection_id, expected, message_id, affected)
-            self._gaps.append(gap)
-            logger.warning(
-                "message_id gap on connection %s: expected %d, received %d (%d subscriptions affected)",
-                self._connection_id,
-                expected,
-                message_id,
-                len(affected),
-            )
+        if message_id > expected and self._highest_id >= 0:
+            if self._pending_subscribes and message_id - expected <= _MAX_DEFERRED_IDS:
+                self._missing.update(range(expected, message_id))  # a reply due may fill one
+                if len(self._missing) > _MAX_DEFERRED_IDS:
+                    self._settle(force=True)  # a reply that never comes must not hide loss forever
+            else:
+                self._record_gap(expected, message_id)
+        elif message_id < expected and self._missing:
+            self._missing.discard(message_id)  # a late reply filled its place
         if message_id > self._highest_id:
             self._highest_id = message_id
+
+    def _settle(self, *, force: bool = False) -> None:
+        """No reply is due any more (or ``force``): the ids still missing were lost."""
+        if (self._pending_subscribes and not force) or not self._missing:
+            return
+        ids = sorted(self._missing)
+        self._missing.clear()
+        start = previous = ids[0]
+        for i in ids[1:]:
+            if i != previous + 1:
+                self._record_gap(start, previous + 1)
+                start = i
+            previous = i
+        self._record_gap(start, previous + 1)
+
+    def _record_gap(self, expected: int, received: int) -> None:
+        affected = tuple(
+            s.subscription for s in self._subs.values() if s.status is not SubscriptionStatus.PENDING
+        )
+        for sub in affected:
+            self._subs[sub].gaps += 1
+        self._gaps.append(SequenceGap(self._connection_id, expected, received, affected))
+        logger.warning(
+            "message_id gap on connection %s: expected %d, received %d (%d subscriptions affected)",
+            self._connection_id,
+            expected,
+            received,
+            len(affected),
+        )
 
     def _on_data(
         self,
@@ -631,16 +664,15 @@ class StreamProtocol:
         | ParentSubaccountsSubscribed
         | BlockHeightSubscribed,
     ) -> None:
-        # No gap check: the id was taken when the request arrived and may be below ids seen since.
-        if msg.message_id > self._highest_id:
-            self._highest_id = msg.message_id
+        # The id was taken when the request arrived: it may be below ids seen since (it then fills
+        # its place), or above them (the ids between are missing until the replies due have come).
+        self._sequence(msg.message_id)
         sub = _key(msg.channel, msg.id)
         state = self._subs.get(sub)
         if state is None:
             state = self._subs[sub] = SubscriptionState(sub, False, SubscriptionStatus.ACTIVE)
             self._reindex()
         else:
-            self._replied(state)
             if state.status is SubscriptionStatus.PENDING:
                 state.status = SubscriptionStatus.ACTIVE
             # UNSUBSCRIBING: the snapshot raced our unsubscribe; the ack will remove it.
@@ -649,6 +681,7 @@ class StreamProtocol:
         state.updates = 0
         state.gaps = 0
         state.out_of_order = 0
+        self._replied(state)  # may settle a loss that this subscription, now active, shares
 
     def _on_unsubscribed(self, msg: Unsubscribed) -> None:
         self._sequence(msg.message_id)
@@ -660,15 +693,16 @@ class StreamProtocol:
             self._reindex()
             # Replies still due for it will find no state: stop waiting for them.
             self._pending_subscribes -= state.awaiting_replies
+            self._settle()
 
     def _replied(self, state: SubscriptionState) -> None:
         if state.awaiting_replies:
             state.awaiting_replies -= 1
             self._pending_subscribes -= 1
+            self._settle()
 
     def _on_error(self, msg: StreamError) -> None:
-        if msg.message_id > self._highest_id:
-            self._highest_id = msg.message_id
+        self._sequence(msg.message_id)  # as a subscribe reply: it may come late, or early
         sub = error_subscription(msg)
         if sub is None:
             logger.warning("stream error on %s: %s", self._connection_id, msg.message)
@@ -681,6 +715,7 @@ class StreamProtocol:
             del self._subs[sub]
             self._reindex()
             self._pending_subscribes -= state.awaiting_replies
+            self._settle()
         elif msg.message.startswith("Internal error"):
             # The server drops a subscription whose data it could not fetch, even one that was
             # active: forget it so that it can be subscribed again on this connection.

@@ -100,6 +100,7 @@ class ControlApi:
         r.add_post("/emulator/faults/ws/stall", self.fault_stall)
         r.add_post("/emulator/faults/ws/internal-error", self.fault_internal_error)
         r.add_post("/emulator/faults/ws/crossed-level", self.fault_crossed)
+        r.add_post("/emulator/faults/ws/lose", self.fault_lose)
         r.add_post("/emulator/faults/rest", self.fault_rest)
         r.add_post("/emulator/faults/grpc", self.fault_grpc)
         r.add_post("/emulator/faults/broadcast-delay", self.fault_broadcast_delay)
@@ -206,6 +207,16 @@ class ControlApi:
         for conn in targets:
             conn.stalled_until = now + seconds
         return json_response({"stalled": [c.id for c in targets]}, cache=None)
+
+    async def fault_lose(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        count = body.get("count", 1)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            return _bad("count must be an integer >= 1")
+        targets = self.hub.targets(body.get("connection_id"))
+        for conn in targets:
+            conn.lose += count
+        return json_response({"affected": [c.id for c in targets]}, cache=None)
 
     async def fault_internal_error(self, request: web.Request) -> web.Response:
         body = await _body(request)
