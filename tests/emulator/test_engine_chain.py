@@ -14,6 +14,7 @@ from nautilus_dydx.emulator.events import (
     LONG_TERM,
     SHORT_TERM,
     BlockCommitted,
+    FillCommitted,
     FundingUpdated,
     MarketListed,
     OraclePriceUpdated,
@@ -484,14 +485,17 @@ def test_post_only_short_term_cross_is_2003_and_leaves_nothing(chain: Chain) -> 
     assert chain.engine.book(BTC) == ([(PRICE - TICK, STEP)], [(PRICE, STEP)])
 
 
-def test_post_only_stateful_cross_is_removed_in_block(chain: Chain) -> None:
+def test_post_only_stateful_cross_is_removed_in_the_next_block(chain: Chain) -> None:
     chain.place("alice", "SELL", STEP, PRICE)
     order = chain.place("bob", "BUY", STEP, PRICE, flags=LONG_TERM, tif="POST_ONLY")
+    placed_in = chain.engine.produce_block()  # placed; meets the book after this commit
+    assert chain.removed(order.key) == []
     chain.engine.produce_block()
     [removed] = chain.removed(order.key)
-    assert (removed.status, removed.reason) == (
+    assert (removed.status, removed.reason, removed.height) == (
         "CANCELED",
         "ORDER_REMOVAL_REASON_POST_ONLY_WOULD_CROSS_MAKER_ORDER",
+        placed_in + 1,
     )
     assert chain.fills() == []
 
@@ -578,6 +582,39 @@ def test_long_term_order_rests_and_matches_from_its_block(chain: Chain) -> None:
     assert {u.key for u in updates} == {order.key} | {u.key for u in updates if u.key.owner == "bob"}
     e.produce_block()
     assert [f.maker for f in chain.fills()] == [order.key]
+
+
+def test_long_term_order_meets_the_book_after_its_block_commits(chain: Chain) -> None:
+    e = chain.engine
+    maker = chain.place("alice", "SELL", STEP, PRICE, gtb=e.height + 10)
+    chain.take()
+    taker = chain.place("bob", "BUY", STEP, PRICE, flags=LONG_TERM)
+    n = e.produce_block()
+    events = chain.take()
+    commit = next(i for i, x in enumerate(events) if isinstance(x, BlockCommitted))
+    in_block, after = events[:commit], events[commit + 1 :]
+    assert [(x.status, x.height) for x in in_block if isinstance(x, OrderPlaced)] == [("OPEN", n)]
+    assert not any(isinstance(x, FillCommitted | OrderRemoved) for x in in_block)
+    # Matched on the memclob once block N is committed: optimistic updates at once, fills in N+1.
+    assert {(x.key, x.total_filled_quantums) for x in after if isinstance(x, OrderUpdated)} == {
+        (maker.key, STEP),
+        (taker.key, STEP),
+    }
+    assert chain.position("bob") == STEP
+    e.produce_block()
+    [fill] = chain.fills()
+    assert (fill.maker, fill.taker, fill.height) == (maker.key, taker.key, n + 1)
+    assert [(r.status, r.height) for r in chain.removed(taker.key)] == [("FILLED", n + 1)]
+
+
+def test_long_term_post_only_orders_of_a_block_rest_before_the_others_match(chain: Chain) -> None:
+    e = chain.engine
+    taker = chain.place("alice", "BUY", STEP, PRICE, flags=LONG_TERM)  # first in the block
+    maker = chain.place("bob", "SELL", STEP, PRICE, flags=LONG_TERM, tif="POST_ONLY")
+    e.produce_block()
+    e.produce_block()
+    [fill] = chain.fills()
+    assert (fill.maker, fill.taker) == (maker.key, taker.key)
 
 
 # --- expiry ---------------------------------------------------------------------------------------

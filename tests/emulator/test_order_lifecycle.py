@@ -73,3 +73,25 @@ async def test_replacing_a_resting_order_sends_its_removal_first(
         book = await resp.json()
     assert book["bids"] == [{"price": "40100", "size": "0.0002"}]
     await ws.close()
+
+
+async def test_long_term_order_is_open_in_its_block_and_fills_in_the_next(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    emu.engine.place_order(order_snapshot(ALICE, 1, "SELL", LOT, 50_000 * USD, gtb=emu.engine.height + 10))
+    emu.produce_block()
+    ws = await subscribe(http, emu, BOB)
+    gtbt = int(emu.engine.block_time.timestamp()) + 86400  # blocks are an hour apart here
+    emu.engine.place_order(order_snapshot(BOB, 7, "BUY", LOT, 50_000 * USD, flags=64, gtbt=gtbt))
+    n = emu.produce_block()
+    placed = await drain(ws)
+    assert [
+        (c["blockHeight"], [o["status"] for o in c.get("orders", [])], c.get("fills", [])) for c in placed
+    ] == [(str(n), ["OPEN"], [])]
+    emu.produce_block()
+    filled = [c for c in await drain(ws) if "fills" in c]
+    assert [(c["blockHeight"], [f["createdAtHeight"] for f in c["fills"]]) for c in filled] == [
+        (str(n + 1), [str(n + 1)])
+    ]
+    assert [o["status"] for c in filled for o in c.get("orders", [])][-1] == "FILLED"
+    await ws.close()

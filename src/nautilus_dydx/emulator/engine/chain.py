@@ -11,7 +11,10 @@ Timing, as on the venue (see :mod:`..events`):
   ``OrderRemoved`` BEST_EFFORT_CANCELED) go out immediately; the fills are committed in the next
   block (``FillCommitted``, ``OrderRemoved`` FILLED, ``SubaccountUpdated``).
 * Stateful orders (long-term 64, conditional 32) and their cancels are validated at once and take
-  effect in the next block: placement, matching as a taker, ``OrderPlaced`` OPEN / UNTRIGGERED.
+  effect in the next block ``N``: ``OrderPlaced`` OPEN / UNTRIGGERED. A long-term order enters the
+  book only after block ``N`` is committed (the venue's PrepareCheckState puts the orders of the last
+  block on its memclob): it matches as a taker then, off-chain like a short-term order, and its
+  fills are committed in block ``N+1`` at the earliest.
 * Balances and positions change when a fill matches (the proposer's view), so the collateral check
   of the next order already sees it; the on-chain events that report them are stamped with the block
   that commits them.
@@ -22,12 +25,14 @@ emitted; short-term orders and short-term cancels with GTB <= N expire (the venu
 after committing block GTB, so block GTB is the last that can hold their fills), and stateful orders
 with GTBT <= block time; the oracle moves; conditional orders are triggered against the new oracle
 price (they become live in ``N+1``); funding is settled when due; ``SubaccountUpdated`` for every
-subaccount that changed; then ``BlockCommitted``.
+subaccount that changed; then ``BlockCommitted``. After the commit, the long-term orders block ``N``
+placed enter the book (post-only ones first, as the venue places them in two passes).
 
 Event ids are 12 bytes: height (u32 BE) | transaction index (u32 BE) | event index (u32 BE). Every
 engine call that is a transaction (a place, a transfer) gets the next transaction index of the block
-that will commit it; operations the block itself runs (stateful placements, triggers, funding) get
-their own indices after those.
+that will commit it; operations the block itself runs (triggered orders, funding) get their own
+indices after those, and the matching of long-term orders right after a commit takes the first
+indices of the next block.
 
 Order of the checks, as the chain's CheckTx runs them (x/clob ante: the rate-limit decorator, then the
 clob decorator): ``ValidateBasic``; for a short-term place / cancel / batch cancel the GTB window
@@ -47,9 +52,10 @@ Matching rules (price-time priority, maker's price, integer subticks and quantum
   fails is removed (UNDERCOLLATERALIZED) before the fill; a maker that fails is removed and matching
   goes on with the next maker.
 * POST_ONLY: a short-term post-only order that would cross another subaccount's order is rejected with
-  clob 2003 (§5.4: a memclob CheckTx error, the order never exists); a stateful one (placed inside a
-  block, where no error can be returned) is removed with POST_ONLY_WOULD_CROSS_MAKER_ORDER. Own orders
-  it would cross are cancelled first (self-trade), as the memclob does.
+  clob 2003 (§5.4: a memclob CheckTx error, the order never exists); a stateful one (already in
+  state when it meets the book, where no error can be returned) is removed with
+  POST_ONLY_WOULD_CROSS_MAKER_ORDER in the next block. Own orders it would cross are cancelled first
+  (self-trade), as the memclob does.
 * IOC: the unfilled remainder is removed with IMMEDIATE_OR_CANCEL_WOULD_REST_ON_BOOK.
 * Reduce-only (IOC only): placing one that would increase the position is clob 2001; while matching,
   every fill is capped at the position left, and when the position is flat the remainder is removed
@@ -215,7 +221,7 @@ class _Snapshot:
     filled: dict[OrderKey, int]
     fill_prune_height: dict[OrderKey, int]
     short_term_cancels: dict[OrderKey, int]
-    pending_stateful: dict[OrderKey, tuple[OrderSnapshot, str, int]]
+    pending_stateful: dict[OrderKey, tuple[OrderSnapshot, str]]
     pending_cancels: dict[OrderKey, int]
     triggered: list[OrderKey]
     pending_status: list[tuple[int, MarketStatus]]
@@ -330,9 +336,10 @@ class ChainEngine:
         # Block in which a short-term order id's fill amount is forgotten (GTB + ShortBlockWindow).
         self._fill_prune_height: dict[OrderKey, int] = {}
         self._short_term_cancels: dict[OrderKey, int] = {}
-        self._pending_stateful: dict[OrderKey, tuple[OrderSnapshot, str, int]] = {}
+        self._pending_stateful: dict[OrderKey, tuple[OrderSnapshot, str]] = {}
         self._pending_cancels: dict[OrderKey, int] = {}
         self._triggered: list[OrderKey] = []
+        self._placed_long_term: list[tuple[OrderKey, str]] = []  # (order id, tx hash) of the block
         self._pending_status: list[tuple[int, MarketStatus]] = []
         self._rate_counts: dict[tuple[RateKind, str], dict[int, int]] = defaultdict(dict)
 
@@ -529,6 +536,7 @@ class ChainEngine:
         self.block_time = time
         self._tx_index = 0
         self._emit(BlockCommitted(height, time))
+        self._place_from_last_block()
         return height
 
     def _run_block(self, height: int, time: dt.datetime) -> None:
@@ -547,8 +555,8 @@ class ChainEngine:
                 self._match(live, tx_index=self._next_tx(), tx_hash="", offchain=False)
 
         placements, self._pending_stateful = self._pending_stateful, {}
-        for order, tx_hash, tx_index in placements.values():
-            self._place_stateful_in_block(order, tx_hash, tx_index, height)
+        for order, tx_hash in placements.values():
+            self._place_stateful_in_block(order, tx_hash, height)
 
         cancels, self._pending_cancels = self._pending_cancels, {}
         for key in cancels:
@@ -763,11 +771,10 @@ class ChainEngine:
         self._check_equity_tier(order)
         if key.order_flags == LONG_TERM:
             self._check_full_size_collateral(order, market)
-        self._pending_stateful[key] = (order, tx_hash, self._next_tx())
+        self._next_tx()  # the placement is a transaction of the next block
+        self._pending_stateful[key] = (order, tx_hash)
 
-    def _place_stateful_in_block(
-        self, order: OrderSnapshot, tx_hash: str, tx_index: int, height: int
-    ) -> None:
+    def _place_stateful_in_block(self, order: OrderSnapshot, tx_hash: str, height: int) -> None:
         key = order.key
         self._filled.setdefault(key, 0)
         if key.order_flags == CONDITIONAL:
@@ -775,9 +782,21 @@ class ChainEngine:
             self._orders[key] = live
             self._pending.append(OrderPlaced(self._snapshot(order), "UNTRIGGERED", height, _UNSTAMPED))
             return
-        live = _LiveOrder(order=order, state="RESTING", seq=self._next_seq())
+        # In state from this block on (cancels and expiry see it); on the book after the commit.
+        self._orders[key] = _LiveOrder(order=order, state="RESTING", seq=self._next_seq())
         self._pending.append(OrderPlaced(self._snapshot(order), "OPEN", height, _UNSTAMPED))
-        self._match(live, tx_index=tx_index, tx_hash=tx_hash, offchain=False)
+        self._placed_long_term.append((key, tx_hash))
+
+    def _place_from_last_block(self) -> None:
+        """PrepareCheckState after a commit: the long-term orders the block placed join the book and
+        match as takers, off-chain (their fills go into the next block). Post-only orders go first,
+        so that they rest before the other new orders take liquidity."""
+        placed, self._placed_long_term = self._placed_long_term, []
+        for post_only in (True, False):
+            for key, tx_hash in placed:
+                live = self._orders.get(key)  # None: cancelled or expired in its own block
+                if live is not None and (live.order.time_in_force == "POST_ONLY") == post_only:
+                    self._match(live, tx_index=self._next_tx(), tx_hash=tx_hash, offchain=True)
 
     def _check_equity_tier(self, order: OrderSnapshot) -> None:
         ref = _ref(order.key)
