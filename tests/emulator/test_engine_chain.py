@@ -716,11 +716,9 @@ def test_conditional_triggers(chain: Chain, condition: str, side: str, direction
     e.produce_block()
     [triggered] = [x for x in chain.take() if isinstance(x, OrderTriggered)]
     assert (triggered.key, triggered.height) == (order.key, e.height)
-    assert e.order_status(order.key) == "TRIGGERED"
-    assert e.book(BTC) == ([], [])  # live only from the next block
-    e.produce_block()
-    assert e.book(BTC) == (([(limit, STEP)], []) if side == "BUY" else ([], [(limit, STEP)]))
+    # On the book once the trigger block is committed (the venue's PrepareCheckState).
     assert e.order_status(order.key) == "RESTING"
+    assert e.book(BTC) == (([(limit, STEP)], []) if side == "BUY" else ([], [(limit, STEP)]))
 
 
 def test_triggered_conditional_trades_as_taker(chain: Chain) -> None:
@@ -739,10 +737,31 @@ def test_triggered_conditional_trades_as_taker(chain: Chain) -> None:
     )
     e.produce_block()
     e.set_oracle_price(BTC, oracle + 3 * TICK)
-    e.produce_block()
+    trigger_block = e.produce_block()
+    assert chain.position("alice") == STEP  # matched right after the trigger block commits
+    assert chain.fills() == []
     e.produce_block()
     [fill] = chain.fills()
-    assert (fill.maker, fill.taker, fill.subticks) == (maker.key, stop.key, oracle + 5 * TICK)
+    assert (fill.maker, fill.taker, fill.subticks, fill.height) == (
+        maker.key,
+        stop.key,
+        oracle + 5 * TICK,
+        trigger_block + 1,
+    )
+
+
+def test_triggered_conditional_rests_for_takers_before_the_next_block(chain: Chain) -> None:
+    e = chain.engine
+    oracle = int(e.oracle_subticks(BTC)) // TICK * TICK
+    stop = chain.place(
+        "alice", "SELL", STEP, oracle + 10 * TICK, flags=CONDITIONAL, condition="TAKE_PROFIT", trigger=oracle
+    )
+    trigger_block = e.produce_block()  # placed, and triggered at once by the oracle at the trigger
+    assert e.order_status(stop.key) == "RESTING"
+    taker = chain.place("bob", "BUY", STEP, oracle + 10 * TICK, tif="IOC")
+    e.produce_block()
+    [fill] = chain.fills()
+    assert (fill.maker, fill.taker, fill.height) == (stop.key, taker.key, trigger_block + 1)
 
 
 # --- transfers, accounts, funding -----------------------------------------------------------------

@@ -14,25 +14,25 @@ Timing, as on the venue (see :mod:`..events`):
   effect in the next block ``N``: ``OrderPlaced`` OPEN / UNTRIGGERED. A long-term order enters the
   book only after block ``N`` is committed (the venue's PrepareCheckState puts the orders of the last
   block on its memclob): it matches as a taker then, off-chain like a short-term order, and its
-  fills are committed in block ``N+1`` at the earliest.
+  fills are committed in block ``N+1`` at the earliest. A conditional order triggered in block ``N``
+  enters the book the same way.
 * Balances and positions change when a fill matches (the proposer's view), so the collateral check
   of the next order already sees it; the on-chain events that report them are stamped with the block
   that commits them.
 
-Block ``N`` (:meth:`ChainEngine.produce_block`) runs: conditional orders triggered in block ``N-1``
-join the book; stateful placements and cancels of the mempool; every queued on-chain event is
-emitted; short-term orders and short-term cancels with GTB <= N expire (the venue purges them right
+Block ``N`` (:meth:`ChainEngine.produce_block`) runs: the stateful placements and cancels of the
+mempool; short-term orders and short-term cancels with GTB <= N expire (the venue purges them right
 after committing block GTB, so block GTB is the last that can hold their fills), and stateful orders
 with GTBT <= block time; the oracle moves; conditional orders are triggered against the new oracle
-price (they become live in ``N+1``); funding is settled when due; ``SubaccountUpdated`` for every
-subaccount that changed; then ``BlockCommitted``. After the commit, the long-term orders block ``N``
-placed enter the book (post-only ones first, as the venue places them in two passes).
+price; funding is settled when due; every queued on-chain event is emitted, then
+``SubaccountUpdated`` for every subaccount that changed, then ``BlockCommitted``. After the commit,
+the long-term orders block ``N`` placed and then the conditional orders it triggered enter the book
+(post-only ones first, as the venue places them in two passes).
 
 Event ids are 12 bytes: height (u32 BE) | transaction index (u32 BE) | event index (u32 BE). Every
 engine call that is a transaction (a place, a transfer) gets the next transaction index of the block
-that will commit it; operations the block itself runs (triggered orders, funding) get their own
-indices after those, and the matching of long-term orders right after a commit takes the first
-indices of the next block.
+that will commit it; operations the block itself runs (funding) get their own indices after those,
+and the matching of stateful orders right after a commit takes the first indices of the next block.
 
 Order of the checks, as the chain's CheckTx runs them (x/clob ante: the rate-limit decorator, then the
 clob decorator): ``ValidateBasic``; for a short-term place / cancel / batch cancel the GTB window
@@ -547,13 +547,6 @@ class ChainEngine:
                 self._pending.append(MarketStatusChanged(clob_pair_id, status, height))
         self._pending_status.clear()
 
-        triggered, self._triggered = self._triggered, []
-        for key in triggered:
-            live = self._orders.get(key)
-            if live is not None and live.state == "TRIGGERED":
-                live.state = "RESTING"
-                self._match(live, tx_index=self._next_tx(), tx_hash="", offchain=False)
-
         placements, self._pending_stateful = self._pending_stateful, {}
         for order, tx_hash in placements.values():
             self._place_stateful_in_block(order, tx_hash, height)
@@ -788,15 +781,26 @@ class ChainEngine:
         self._placed_long_term.append((key, tx_hash))
 
     def _place_from_last_block(self) -> None:
-        """PrepareCheckState after a commit: the long-term orders the block placed join the book and
-        match as takers, off-chain (their fills go into the next block). Post-only orders go first,
-        so that they rest before the other new orders take liquidity."""
+        """PrepareCheckState after a commit: the long-term orders the block placed, then the
+        conditional orders it triggered, join the book and match as takers, off-chain (their fills go
+        into the next block). Post-only orders of both kinds go first, so that they rest before the
+        other new orders take liquidity."""
         placed, self._placed_long_term = self._placed_long_term, []
+        triggered, self._triggered = self._triggered, []
         for post_only in (True, False):
             for key, tx_hash in placed:
                 live = self._orders.get(key)  # None: cancelled or expired in its own block
                 if live is not None and (live.order.time_in_force == "POST_ONLY") == post_only:
                     self._match(live, tx_index=self._next_tx(), tx_hash=tx_hash, offchain=True)
+            for key in triggered:
+                live = self._orders.get(key)
+                if (
+                    live is not None
+                    and live.state == "TRIGGERED"
+                    and (live.order.time_in_force == "POST_ONLY") == post_only
+                ):
+                    live.state = "RESTING"
+                    self._match(live, tx_index=self._next_tx(), tx_hash="", offchain=True)
 
     def _check_equity_tier(self, order: OrderSnapshot) -> None:
         ref = _ref(order.key)
