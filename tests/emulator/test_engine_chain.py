@@ -721,6 +721,45 @@ def test_conditional_triggers(chain: Chain, condition: str, side: str, direction
     assert e.book(BTC) == (([(limit, STEP)], []) if side == "BUY" else ([], [(limit, STEP)]))
 
 
+def test_conditional_orders_trigger_on_the_blocks_trade_prices_clamped_near_the_oracle(
+    chain: Chain,
+) -> None:
+    e = chain.engine
+    assert e.oracle_subticks(BTC) == PRICE  # 50 000; BTC-USD min_price_change 1000 ppm: band of 250 USD
+    chain.fund("dave", "erin")
+
+    def conditional(owner: str, condition: str, trigger_usd: int) -> OrderKey:
+        limit = PRICE + 2000 * TICK
+        trigger = trigger_usd * TICK
+        return chain.place(
+            owner, "SELL", STEP, limit, flags=CONDITIONAL, condition=condition, trigger=trigger
+        ).key
+
+    stop_hit = conditional("alice", "STOP_LOSS", 49_800)  # at or below 49 800
+    stop_clamped = conditional("alice", "STOP_LOSS", 49_700)  # the band ends at 49 750
+    stop_edge = conditional("dave", "STOP_LOSS", 49_750)
+    profit_hit = conditional("erin", "TAKE_PROFIT", 50_150)  # at or above 50 150
+    e.produce_block()
+    e.produce_block()
+    assert not [x for x in chain.take() if isinstance(x, OrderTriggered)]
+    # Two trades committed in the next block: 40 000 (clamped to 49 750) and 50 150.
+    chain.place("bob", "BUY", STEP, 40_000 * TICK)
+    chain.place("carol", "SELL", STEP, 40_000 * TICK, tif="IOC")
+    chain.place("bob", "SELL", STEP, 50_150 * TICK)
+    chain.place("carol", "BUY", STEP, 50_150 * TICK, tif="IOC")
+    n = e.produce_block()
+    assert e.oracle_subticks(BTC) == PRICE
+    assert sorted(f.subticks for f in chain.fills()) == [40_000 * TICK, 50_150 * TICK]
+    triggered = {x.key: x.height for x in chain.events if isinstance(x, OrderTriggered)}
+    assert triggered == {stop_hit: n, stop_edge: n, profit_hit: n}
+    assert e.order_status(stop_clamped) == "UNTRIGGERED"
+    # The prices of one block trigger only in that block.
+    late = conditional("dave", "STOP_LOSS", 49_800)
+    e.produce_block()
+    e.produce_block()
+    assert e.order_status(late) == "UNTRIGGERED"
+
+
 def test_triggered_conditional_trades_as_taker(chain: Chain) -> None:
     e = chain.engine
     oracle = int(e.oracle_subticks(BTC)) // TICK * TICK

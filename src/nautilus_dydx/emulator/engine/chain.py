@@ -24,7 +24,8 @@ Block ``N`` (:meth:`ChainEngine.produce_block`) runs: the stateful placements an
 mempool; short-term orders and short-term cancels with GTB <= N expire (the venue purges them right
 after committing block GTB, so block GTB is the last that can hold their fills), and stateful orders
 with GTBT <= block time; the oracle moves; conditional orders are triggered against the new oracle
-price; funding is settled when due; every queued on-chain event is emitted, then
+price and the lowest and highest price of the fills the block commits, clamped near the oracle;
+funding is settled when due; every queued on-chain event is emitted, then
 ``SubaccountUpdated`` for every subaccount that changed, then ``BlockCommitted``. After the commit,
 the long-term orders block ``N`` placed and then the conditional orders it triggered enter the book
 (post-only ones first, as the venue places them in two passes).
@@ -150,6 +151,9 @@ RateKind = Literal["short_term", "stateful", "cancel"]
 
 #: x/clob rate_limit: a MsgBatchCancel costs this much of the short-term cancel budget.
 BATCH_CANCEL_RATE_LIMIT_WEIGHT = 2
+#: x/clob ConditionalOrderTriggerMultiplier: trade prices trigger only within this many min price
+#: changes of the oracle price.
+CONDITIONAL_TRIGGER_MULTIPLIER = 5
 # Rate-limit counts older than this many blocks are dropped (longer than any configured window).
 _RATE_HORIZON = 200
 #: BlockRateLimitConfiguration field each rate-limit kind is configured by (named in 5001 texts).
@@ -191,6 +195,14 @@ def _ref(key: OrderKey) -> SubaccountRef:
     return SubaccountRef(key.owner, key.subaccount_number)
 
 
+def _fires(order: OrderSnapshot, price: Fraction) -> bool:
+    """Whether a conditional order triggers at ``price`` (subticks): a stop-loss buy or take-profit
+    sell at or above its trigger, a stop-loss sell or take-profit buy at or below it. Exact: the
+    venue's rounding of the price towards the trigger's side changes nothing against an integer."""
+    rising = (order.condition_type == "STOP_LOSS") == (order.side == "BUY")
+    return price >= order.trigger_subticks if rising else price <= order.trigger_subticks
+
+
 def _go_order(order: OrderSnapshot) -> str:
     """The order fields the venue's ``%+v`` of an Order starts with (for error details)."""
     expiry = (
@@ -224,6 +236,7 @@ class _Snapshot:
     pending_stateful: dict[OrderKey, tuple[OrderSnapshot, str]]
     pending_cancels: dict[OrderKey, int]
     triggered: list[OrderKey]
+    trade_prices: dict[int, tuple[int, int]]
     pending_status: list[tuple[int, MarketStatus]]
     pending: list[ChainEvent]
     markets: dict[int, MarketInfo]
@@ -291,6 +304,7 @@ class ChainEngine:
         specs = [MARKETS[t] for t in dict.fromkeys(tickers)]
         self._markets: dict[int, MarketInfo] = {s.clob_pair_id: market_info(s) for s in specs}
         self._by_ticker = {s.ticker: s.clob_pair_id for s in specs}
+        self._min_price_change_ppm = {s.clob_pair_id: s.min_price_change_ppm for s in specs}
         self._books: dict[int, Book] = {s.clob_pair_id: Book() for s in specs}
         self._oracle = Oracle(
             {s.clob_pair_id: s.start_price for s in specs}, seed=seed, max_step_ppm=oracle_step_ppm
@@ -339,6 +353,8 @@ class ChainEngine:
         self._pending_stateful: dict[OrderKey, tuple[OrderSnapshot, str]] = {}
         self._pending_cancels: dict[OrderKey, int] = {}
         self._triggered: list[OrderKey] = []
+        # (lowest, highest) maker price of the fills the next block commits, by clob pair.
+        self._trade_prices: dict[int, tuple[int, int]] = {}
         self._placed_long_term: list[tuple[OrderKey, str]] = []  # (order id, tx hash) of the block
         self._pending_status: list[tuple[int, MarketStatus]] = []
         self._rate_counts: dict[tuple[RateKind, str], dict[int, int]] = defaultdict(dict)
@@ -629,6 +645,7 @@ class ChainEngine:
             pending_stateful=dict(self._pending_stateful),
             pending_cancels=dict(self._pending_cancels),
             triggered=list(self._triggered),
+            trade_prices=dict(self._trade_prices),
             pending_status=list(self._pending_status),
             pending=list(self._pending),
             markets=dict(self._markets),
@@ -663,6 +680,7 @@ class ChainEngine:
         self._pending_stateful = snap.pending_stateful
         self._pending_cancels = snap.pending_cancels
         self._triggered = snap.triggered
+        self._trade_prices = snap.trade_prices
         self._pending_status = snap.pending_status
         self._pending = snap.pending
         self._markets = snap.markets
@@ -1016,6 +1034,8 @@ class ChainEngine:
             maker_order = self._orders[maker.key].order
             self._note_fill(taker)
             self._note_fill(maker_order)
+            low, high = self._trade_prices.get(key.clob_pair_id, (maker.subticks, maker.subticks))
+            self._trade_prices[key.clob_pair_id] = (min(low, maker.subticks), max(high, maker.subticks))
             self._pending.append(
                 FillCommitted(
                     event_id=fill_id,
@@ -1209,20 +1229,32 @@ class ChainEngine:
             del self._filled[key]
 
     def _trigger_conditionals(self, height: int) -> None:
-        for key, live in sorted(self._orders.items(), key=lambda item: item[1].seq):
-            if live.state != "UNTRIGGERED":
-                continue
-            order = live.order
-            oracle = self.oracle_subticks(key.clob_pair_id)
-            trigger = order.trigger_subticks
-            if order.condition_type == "STOP_LOSS":
-                fire = oracle >= trigger if order.side == "BUY" else oracle <= trigger
-            else:
-                fire = oracle <= trigger if order.side == "BUY" else oracle >= trigger
-            if fire:
-                live.state = "TRIGGERED"
-                self._triggered.append(key)
-                self._pending.append(OrderTriggered(key, height, _UNSTAMPED))
+        """The venue's EndBlocker trigger (§5.6): per clob pair, untriggered orders are tried against
+        the oracle price, then against the lowest and the highest trade price of the fills this block
+        commits, each clamped to oracle ± 5 × the market's min_price_change_ppm."""
+        trades, self._trade_prices = self._trade_prices, {}
+        waiting = [
+            (key, live)
+            for key, live in sorted(self._orders.items(), key=lambda item: item[1].seq)
+            if live.state == "UNTRIGGERED"
+        ]
+        for clob_pair_id in sorted({key.clob_pair_id for key, _ in waiting}):
+            oracle = self.oracle_subticks(clob_pair_id)
+            prices = [oracle]
+            if clob_pair_id in trades:
+                band = oracle * self._min_price_change_ppm[clob_pair_id] * CONDITIONAL_TRIGGER_MULTIPLIER
+                band /= 1_000_000
+                prices += [min(max(Fraction(t), oracle - band), oracle + band) for t in trades[clob_pair_id]]
+            for price in prices:
+                for key, live in waiting:
+                    if (
+                        key.clob_pair_id == clob_pair_id
+                        and live.state == "UNTRIGGERED"
+                        and _fires(live.order, price)
+                    ):
+                        live.state = "TRIGGERED"
+                        self._triggered.append(key)
+                        self._pending.append(OrderTriggered(key, height, _UNSTAMPED))
 
     def _settle_funding(self, height: int) -> None:
         for clob_pair_id, market in sorted(self._markets.items()):
