@@ -774,6 +774,148 @@ async def test_shared_limiter_spaces_requests_of_two_clients(indexer: FakeIndexe
     assert fake.now >= 2.0 - 1e-9
 
 
+TOO_MANY = {"errors": [{"msg": "Too many requests"}]}
+# Generous guards against a hang; nothing here waits for them to expire.
+HANG_GUARD = 30.0
+
+
+async def test_a_penalty_beyond_the_retry_budget_fails_the_next_request_at_once(indexer: FakeIndexer) -> None:
+    indexer.serve(
+        "/v4/time", reply(TOO_MANY, 429, {"Retry-After": "60000"}), reply({"iso": "x", "epoch": 1.0})
+    )
+    async with HttpClient(indexer.base_url, timeout=1.0, retry=ExponentialBackoff(budget=2.0)) as client:
+        with pytest.raises(RateLimitedError) as first:
+            await client.get_time()
+        assert first.value.retry_after == pytest.approx(60.0)
+        # The limiter is held back for 60 s: a request that may spend 2 s is refused, not parked.
+        with pytest.raises(RateLimitedError, match=r"GET /v4/time: rate limit") as info:
+            await asyncio.wait_for(client.get_time(), HANG_GUARD)
+    assert info.value.retry_after is not None
+    assert 50.0 < info.value.retry_after <= 60.0
+    assert is_retryable(info.value)
+    assert indexer.count("/v4/time") == 1  # nothing was sent
+
+
+async def test_a_penalty_beyond_the_timeout_fails_a_request_without_budget(indexer: FakeIndexer) -> None:
+    indexer.serve("/v4/time", reply(TOO_MANY, 429, {"Retry-After": "60000"}))
+    async with HttpClient(indexer.base_url, timeout=1.0, retry=NoRetry()) as client:
+        with pytest.raises(RateLimitedError):
+            await client.get_time()
+        with pytest.raises(RateLimitedError, match="rate limit") as info:
+            await asyncio.wait_for(client.get_time(), HANG_GUARD)
+    assert info.value.retry_after is not None
+    assert info.value.retry_after > 50.0
+    assert indexer.count("/v4/time") == 1
+
+
+@pytest.mark.parametrize(("period", "sent"), [(20.0, 2), (40.0, 1)])
+async def test_the_limiter_wait_is_kept_within_the_retry_budget(
+    indexer: FakeIndexer, period: float, sent: int
+) -> None:
+    fake = FakeTime()
+    limiter = AsyncRateLimiter(1, period, clock=fake.clock, sleep=fake.sleep)
+    indexer.serve_file("/v4/time", "time.json")
+    async with HttpClient(
+        indexer.base_url, rate_limiter=limiter, retry=ExponentialBackoff(budget=30.0)
+    ) as client:
+        await client.get_time()
+        if sent == 2:  # the next slot, 20 s away, fits the 30 s budget: waited for
+            await client.get_time()
+            assert fake.sleeps == [pytest.approx(20.0)]
+        else:  # 40 s away: refused at once, without sleeping
+            with pytest.raises(RateLimitedError) as info:
+                await client.get_time()
+            assert info.value.retry_after == pytest.approx(40.0)
+            assert fake.sleeps == []
+    assert indexer.count("/v4/time") == sent
+
+
+async def test_close_ends_a_request_waiting_on_the_limiter(indexer: FakeIndexer) -> None:
+    sleeping = asyncio.Event()
+
+    async def signalling_sleep(seconds: float) -> None:
+        sleeping.set()
+        await asyncio.sleep(seconds)
+
+    limiter = AsyncRateLimiter(100, 10.0, sleep=signalling_sleep)
+    indexer.serve("/v4/time", reply(TOO_MANY, 429, {"Retry-After": "60000"}))
+    made: list[aiohttp.ClientSession] = []
+    refused = HttpClient(indexer.base_url, retry=NoRetry(), rate_limiter=limiter)
+    # No budget and a long timeout: this one is willing to wait out the penalty.
+    waiting = HttpClient(
+        indexer.base_url,
+        timeout=120.0,
+        retry=ExponentialBackoff(budget=None),
+        rate_limiter=limiter,
+        session_factory=_tracking_factory(made),
+    )
+    with pytest.raises(RateLimitedError):
+        await refused.get_time()
+    task = asyncio.create_task(waiting.get_time())
+    await asyncio.wait_for(sleeping.wait(), HANG_GUARD)
+    await waiting.close()
+    with pytest.raises(TransportError, match="closed") as info:
+        await asyncio.wait_for(task, HANG_GUARD)
+    assert not isinstance(info.value, RateLimitedError)
+    assert not is_retryable(info.value)
+    assert indexer.count("/v4/time") == 1
+    assert made == []  # it never opened a session
+    # the other client sharing the limiter is untouched: still held back
+    with pytest.raises(RateLimitedError, match="rate limit"):
+        await refused.get_time()
+    await refused.close()
+
+
+async def test_closing_one_client_leaves_the_other_clients_waiting_in_line(indexer: FakeIndexer) -> None:
+    fake = FakeTime()
+    sleeping = asyncio.Event()
+    gate = asyncio.Event()
+
+    async def gated_sleep(seconds: float) -> None:
+        sleeping.set()
+        await gate.wait()
+        await fake.sleep(seconds)
+
+    limiter = AsyncRateLimiter(100, 10.0, clock=fake.clock, sleep=gated_sleep)
+    limiter.penalize(60.0)
+    indexer.serve_file("/v4/time", "time.json")
+    patient = ExponentialBackoff(budget=None)
+    first = HttpClient(indexer.base_url, timeout=120.0, retry=patient, rate_limiter=limiter)
+    second = HttpClient(indexer.base_url, timeout=120.0, retry=patient, rate_limiter=limiter)
+    ahead = asyncio.create_task(first.get_time())
+    await asyncio.wait_for(sleeping.wait(), HANG_GUARD)
+    behind = asyncio.create_task(second.get_time())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    sleeping.clear()
+    await first.close()
+    with pytest.raises(TransportError, match="closed"):
+        await asyncio.wait_for(ahead, HANG_GUARD)
+    # the second client's request moved to the head of the line and waits out the penalty
+    await asyncio.wait_for(sleeping.wait(), HANG_GUARD)
+    assert not behind.done()
+    gate.set()
+    result = await asyncio.wait_for(behind, HANG_GUARD)
+    assert result.epoch > 0
+    assert fake.sleeps == [60.0]
+    assert indexer.count("/v4/time") == 1
+    await second.close()
+
+
+async def test_close_cuts_a_long_wait_between_retries_short(indexer: FakeIndexer) -> None:
+    indexer.serve("/v4/time", reply({"errors": [{"msg": "Internal Server Error"}]}, status=500))
+    policy = SignallingPolicy(delay=3600.0)
+    client = HttpClient(indexer.base_url, retry=policy)
+    task = asyncio.create_task(client.get_time())
+    await asyncio.wait_for(policy.retrying.wait(), HANG_GUARD)
+    await asyncio.sleep(0)  # let it start the wait
+    await client.close()
+    with pytest.raises(TransportError, match="closed") as info:
+        await asyncio.wait_for(task, HANG_GUARD)
+    assert not is_retryable(info.value)
+    assert indexer.count("/v4/time") == 1
+
+
 # --------------------------------------------------------------------------------------------------
 # Pagination
 

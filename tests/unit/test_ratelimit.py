@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nautilus_dydx.core.errors import ConfigError
+from nautilus_dydx.core.errors import ConfigError, RateLimitedError, is_retryable
 from nautilus_dydx.core.ratelimit import SlidingWindowLimit
 from nautilus_dydx.transport.ratelimit import AsyncRateLimiter, RateLimiterRegistry
 
@@ -215,3 +215,215 @@ async def test_registry_shares_one_limiter_per_base_url() -> None:
 def test_registry_validates_its_quota() -> None:
     with pytest.raises(ConfigError):
         RateLimiterRegistry(0, 10.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# AsyncRateLimiter: max_wait and abort
+
+
+class GatedTime:
+    """A clock that moves only when the test opens the gate of a pending sleep."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+        self.pending: list[float] = []
+        self.sleeping = asyncio.Event()
+        self._gate = asyncio.Event()
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.pending.append(seconds)
+        self.sleeping.set()
+        try:
+            await self._gate.wait()
+        finally:
+            self.pending.remove(seconds)
+            if not self.pending:
+                self.sleeping.clear()
+        self._gate.clear()
+        self.now += seconds
+
+    async def next_sleep(self) -> float:
+        """The duration of the sleep the limiter is in (waiting for one to start)."""
+        await asyncio.wait_for(self.sleeping.wait(), timeout=5)
+        return self.pending[-1]
+
+    def open(self) -> None:
+        self._gate.set()
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_max_wait_refuses_at_once_behind_a_penalty() -> None:
+    fake = FakeTime(0.0)
+    limiter = AsyncRateLimiter(100, 10.0, clock=fake.clock, sleep=fake.sleep)
+    limiter.penalize(60.0)
+    with pytest.raises(RateLimitedError, match=r"60\.000s away") as info:
+        await limiter.acquire(max_wait=2.0)
+    assert info.value.retry_after == 60.0
+    assert fake.sleeps == []  # refused without waiting
+    assert is_retryable(info.value)
+    # a caller that can wait that long waits it out
+    assert await limiter.acquire(max_wait=60.0) is True
+    assert fake.now == 60.0
+
+
+async def test_max_wait_refuses_at_once_behind_a_full_window_and_takes_nothing() -> None:
+    fake = FakeTime(0.0)
+    limiter = AsyncRateLimiter(2, 10.0, clock=fake.clock, sleep=fake.sleep)
+    assert await limiter.acquire()
+    fake.now = 4.0
+    assert await limiter.acquire()
+    with pytest.raises(RateLimitedError) as info:
+        await limiter.acquire(max_wait=5.9)
+    assert info.value.retry_after == pytest.approx(6.0)
+    assert fake.sleeps == []
+    assert await limiter.acquire(max_wait=6.0)
+    assert fake.now == pytest.approx(10.0)
+    # the refused caller took nothing: the grant at 4.0 is the next to expire
+    with pytest.raises(RateLimitedError) as info:
+        await limiter.acquire(max_wait=0.0)
+    assert info.value.retry_after == pytest.approx(4.0)
+
+
+async def test_max_wait_counts_the_callers_queued_ahead() -> None:
+    gate = GatedTime()
+    limiter = AsyncRateLimiter(1, 10.0, clock=gate.clock, sleep=gate.sleep)
+    assert await limiter.acquire()
+    order: list[str] = []
+
+    async def request(name: str, max_wait: float | None) -> None:
+        await limiter.acquire(max_wait=max_wait)
+        order.append(name)
+
+    first = asyncio.create_task(request("first", None))  # next slot at 10
+    assert await gate.next_sleep() == 10.0
+    second = asyncio.create_task(request("second", 20.0))  # slot at 20: fits exactly
+    await settle()
+    # a third caller would be served at 30: it cannot wait 25 s, and is told so at once
+    with pytest.raises(RateLimitedError) as info:
+        await limiter.acquire(max_wait=25.0)
+    assert info.value.retry_after == pytest.approx(30.0)
+    gate.open()
+    await first
+    assert await gate.next_sleep() == pytest.approx(10.0)
+    gate.open()
+    await asyncio.wait_for(second, timeout=5)
+    assert order == ["first", "second"]
+    assert gate.now == pytest.approx(20.0)
+
+
+async def test_a_penalty_fails_the_queued_callers_it_pushes_past_their_max_wait() -> None:
+    gate = GatedTime()
+    limiter = AsyncRateLimiter(1, 10.0, clock=gate.clock, sleep=gate.sleep)
+    assert await limiter.acquire()
+    head = asyncio.create_task(limiter.acquire(max_wait=15.0))
+    await gate.next_sleep()
+    patient = asyncio.create_task(limiter.acquire())
+    short = asyncio.create_task(limiter.acquire(max_wait=35.0))  # served at 30 before the penalty
+    long = asyncio.create_task(limiter.acquire(max_wait=100.0))
+    await settle()
+    limiter.penalize(60.0)
+    # the head and the caller that could wait 35 s fail now, with what they would have waited
+    with pytest.raises(RateLimitedError) as info:
+        await asyncio.wait_for(head, timeout=5)
+    assert info.value.retry_after == pytest.approx(60.0)
+    with pytest.raises(RateLimitedError) as info:
+        await asyncio.wait_for(short, timeout=5)
+    assert info.value.retry_after == pytest.approx(70.0)  # behind the patient caller's slot at 60
+    assert gate.now == 0.0
+    # the others keep their places: the patient caller at 60, the long one at 70
+    assert await gate.next_sleep() == pytest.approx(60.0)
+    gate.open()
+    assert await asyncio.wait_for(patient, timeout=5) is True
+    assert await gate.next_sleep() == pytest.approx(10.0)
+    gate.open()
+    assert await asyncio.wait_for(long, timeout=5) is True
+    assert gate.now == pytest.approx(70.0)
+
+
+async def test_abort_ends_the_wait_and_takes_nothing() -> None:
+    gate = GatedTime()
+    limiter = AsyncRateLimiter(1, 10.0, clock=gate.clock, sleep=gate.sleep)
+    loop = asyncio.get_running_loop()
+    assert await limiter.acquire()
+    abort_head: asyncio.Future[None] = loop.create_future()
+    abort_queued: asyncio.Future[None] = loop.create_future()
+    head = asyncio.create_task(limiter.acquire(abort=abort_head))
+    await gate.next_sleep()
+    queued = asyncio.create_task(limiter.acquire(abort=abort_queued))
+    last = asyncio.create_task(limiter.acquire(max_wait=10.0))  # third in line: would be served at 30
+    await settle()
+    with pytest.raises(RateLimitedError):
+        await last
+    last = asyncio.create_task(limiter.acquire())
+    await settle()
+    abort_queued.set_result(None)
+    assert await asyncio.wait_for(queued, timeout=5) is False
+    abort_head.set_result(None)
+    assert await asyncio.wait_for(head, timeout=5) is False
+    # the head's sleep was dropped; the last caller sleeps now, for the slot at 10
+    assert await gate.next_sleep() == 10.0
+    assert gate.pending == [10.0]
+    gate.open()
+    assert await asyncio.wait_for(last, timeout=5) is True
+    assert gate.now == 10.0  # neither aborted caller used a slot
+    # an abort that already happened refuses even a free slot
+    gate.now = 20.0
+    done: asyncio.Future[None] = loop.create_future()
+    done.set_result(None)
+    assert await limiter.acquire(abort=done) is False
+    assert await limiter.acquire(max_wait=0.0) is True
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    capacity=st.integers(1, 6),
+    callers=st.lists(
+        st.tuples(st.integers(1, 3), st.one_of(st.none(), st.sampled_from([0.0, 0.5, 1.0, 2.5, 4.0, 10.0]))),
+        min_size=1,
+        max_size=25,
+    ),
+    busy=st.integers(0, 6),
+)
+def test_max_wait_is_kept_and_refusals_are_immediate(
+    capacity: int, callers: list[tuple[int, float | None]], busy: int
+) -> None:
+    """Callers arriving together: each granted one waited at most its max_wait, each refused one
+    was refused at once with a retry_after beyond its max_wait, grants stay FIFO and in quota."""
+
+    async def run() -> None:
+        fake = FakeTime(0.0)
+        limiter = AsyncRateLimiter(capacity, 1.0, clock=fake.clock, sleep=fake.sleep)
+        for _ in range(min(busy, capacity)):
+            await limiter.acquire()
+        grants: list[tuple[float, int]] = []
+        granted: list[int] = []
+        refused: list[tuple[float, float, float | None]] = []  # (when, max_wait, retry_after)
+
+        async def caller(i: int, cost: int, max_wait: float | None) -> None:
+            cost = min(cost, capacity)
+            try:
+                await limiter.acquire(cost, max_wait=max_wait)
+            except RateLimitedError as exc:
+                assert max_wait is not None
+                refused.append((fake.now, max_wait, exc.retry_after))
+                return
+            assert max_wait is None or fake.now <= max_wait + 1e-9
+            grants.append((fake.now, cost))
+            granted.append(i)
+
+        await asyncio.gather(*(caller(i, c, w) for i, (c, w) in enumerate(callers)))
+        assert granted == sorted(granted)
+        for when, max_wait, retry_after in refused:
+            assert when == 0.0
+            assert retry_after is not None
+            assert retry_after > max_wait
+        assert _max_in_any_window(grants, 1.0) <= capacity
+
+    asyncio.run(run())

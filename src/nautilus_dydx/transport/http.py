@@ -9,10 +9,12 @@ One method per trader-facing route, each returning the msgspec Structs of
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
 import ssl as ssl_module
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -486,6 +488,9 @@ class HttpClient:
         # Bumped by close(): a request remembers the generation it started in and stops at its next
         # attempt once that changed, instead of reopening a session nothing would close.
         self._generation = 0
+        # Resolved by close(): wakes the requests of the generation waiting on the rate limiter or
+        # between retries. Made by the first request that needs it (a future needs a running loop).
+        self._closing: asyncio.Future[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -545,11 +550,15 @@ class HttpClient:
     async def close(self) -> None:
         """Close the session; a later request opens a new one.
 
-        Requests still running (in an attempt, between retries, or waiting on the rate limiter) end
-        at their next step with a :class:`~nautilus_dydx.core.errors.TransportError` saying the
-        client was closed; they never reopen a session.
+        Requests still running end with a :class:`~nautilus_dydx.core.errors.TransportError` saying
+        the client was closed: at once when they wait on the rate limiter or between retries, as
+        soon as the closed session tears their connection down when in an attempt. They are not
+        retried and never reopen a session.
         """
         self._generation += 1
+        closing, self._closing = self._closing, None
+        if closing is not None and not closing.done():
+            closing.set_result(None)
         session, self._session = self._session, None
         if session is not None and not session.closed:
             with _map_exceptions("close"):
@@ -570,6 +579,14 @@ class HttpClient:
 
     # -- the request path --------------------------------------------------------------------------
 
+    def _closing_signal(self) -> asyncio.Future[None]:
+        """The future :meth:`close` resolves for the requests of the current generation."""
+        loop = asyncio.get_running_loop()
+        closing = self._closing
+        if closing is None or closing.get_loop() is not loop:
+            closing = self._closing = loop.create_future()
+        return closing
+
     async def _get(self, path: str, params: Mapping[str, QueryValue], tp: type[T]) -> T:
         query = render_query(params)
         text = f"{self._base}{path}?{query}" if query else f"{self._base}{path}"
@@ -578,15 +595,43 @@ class HttpClient:
             url = URL(text, encoded=True)
         decoder: msgspec.json.Decoder[T] = DECODERS[tp]
         generation = self._generation
+        closing = self._closing_signal()
+        started = time.monotonic()
+        # The policy's total time budget (ExponentialBackoff.budget), when it has one.
+        budget = getattr(self._retry, "budget", None)
+        if isinstance(budget, bool) or not isinstance(budget, int | float):
+            budget = None
+        timeout = self._timeout.total
 
         def closed_error() -> TransportError:
             return TransportError(f"{what}: the client was closed while the request was running")
 
+        def max_wait() -> float | None:
+            # How long this attempt may wait for the rate limiter: an attempt must start within the
+            # retry budget; with no budget, an attempt waits no longer than it may run.
+            if budget is not None:
+                return max(budget - (time.monotonic() - started), 0.0)
+            return timeout
+
+        async def pause(delay: float) -> None:
+            # The wait between attempts, which close() cuts short.
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(closing), delay)
+            else:
+                await asyncio.sleep(0)
+            if self._generation != generation:
+                raise closed_error()
+
         async def attempt() -> T:
             if self._generation != generation:
                 raise closed_error()
-            await self._limiter.acquire()
-            if self._generation != generation:
+            try:
+                granted = await self._limiter.acquire(max_wait=max_wait(), abort=closing)
+            except RateLimitedError as exc:
+                # Our own limiter refused to wait that long: fail now, typed like a 429.
+                raise RateLimitedError(f"{what}: {exc}", retry_after=exc.retry_after) from None
+            if not granted or self._generation != generation:
                 raise closed_error()
             try:
                 with _map_exceptions(what):
@@ -615,7 +660,7 @@ class HttpClient:
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 raise DecodeError(f"{what}: {exc}", payload=body[:_PAYLOAD_HEAD]) from exc
 
-        return await run_with_retry(attempt, self._retry, what=what)
+        return await run_with_retry(attempt, self._retry, what=what, sleep=pause)
 
     # -- market data -------------------------------------------------------------------------------
 
