@@ -204,6 +204,76 @@ def test_mainnet_refuses_insecure_transport_without_the_explicit_flag() -> None:
     assert ok.allow_insecure_mainnet
 
 
+def _context(
+    *, verify_mode: ssl.VerifyMode = ssl.CERT_REQUIRED, check_hostname: bool = True
+) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = check_hostname  # before verify_mode: CERT_NONE needs it off
+    ctx.verify_mode = verify_mode
+    return ctx
+
+
+UNVERIFIED_CONTEXTS = [
+    pytest.param(
+        {"verify_mode": ssl.CERT_NONE, "check_hostname": False}, "verify_mode=CERT_NONE", id="cert-none"
+    ),
+    pytest.param({"check_hostname": False}, "check_hostname=False", id="no-hostname-check"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "what"), UNVERIFIED_CONTEXTS)
+def test_mainnet_refuses_an_unverifying_context_without_the_explicit_flag(
+    kwargs: dict[str, object], what: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    ctx = _context(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(
+        ConfigError, match=rf"insecure transport on mainnet \(verify_tls=False: ssl_context has {what}\)"
+    ):
+        DydxConfig.mainnet().with_tls(ssl_context=ctx)
+    with pytest.raises(ConfigError, match="insecure transport on mainnet"):
+        dataclasses.replace(DydxConfig.mainnet(), ssl_context=ctx)
+    with caplog.at_level(logging.WARNING):
+        ok = DydxConfig.mainnet().with_tls(ssl_context=ctx, allow_insecure_mainnet=True)
+    assert "verification disabled" in caplog.text
+    assert ok.verify_tls is False
+    assert "verify_tls=False" in repr(ok)
+    assert ok.http_ssl is ctx
+    # an explicit verify_tls=False agrees with such a context, and copies keep both
+    assert DydxConfig.mainnet().with_tls(verify=False, ssl_context=ctx, allow_insecure_mainnet=True) == ok
+    again = ok.with_rate_limit(50, 10.0)
+    assert (again.verify_tls, again.ssl_context) == (False, ctx)
+
+
+@pytest.mark.parametrize(("kwargs", "what"), UNVERIFIED_CONTEXTS)
+def test_an_unverifying_context_reports_verify_tls_false_off_mainnet(
+    kwargs: dict[str, object], what: str
+) -> None:
+    ctx = _context(**kwargs)  # type: ignore[arg-type]
+    c = DydxConfig.testnet().with_tls(ssl_context=ctx)
+    assert c.verify_tls is False
+    assert "verify_tls=False" in repr(c)
+    assert c.http_ssl is ctx
+    assert c.with_timeouts(request=3.0).verify_tls is False
+
+
+def test_a_verifying_context_keeps_verify_tls_true() -> None:
+    for ctx in (_context(), _context(verify_mode=ssl.CERT_OPTIONAL)):  # a client treats OPTIONAL as REQUIRED
+        c = DydxConfig.mainnet().with_tls(ssl_context=ctx)
+        assert c.verify_tls is True
+        assert "verify_tls=True" in repr(c)
+        assert c.http_ssl is ctx
+        with pytest.raises(ConfigError, match="either ssl_context or verify_tls=False"):
+            DydxConfig.testnet().with_tls(verify=False, ssl_context=ctx)
+
+
+def test_a_context_weakened_after_the_config_is_checked_again_by_each_copy() -> None:
+    ctx = _context()
+    c = DydxConfig.mainnet().with_tls(ssl_context=ctx)
+    ctx.check_hostname = False
+    with pytest.raises(ConfigError, match="check_hostname=False"):
+        c.with_rate_limit(50, 10.0)
+
+
 def test_configs_are_hashable_and_comparable() -> None:
     a = DydxConfig.testnet().with_mnemonic(MNEMONIC)
     b = DydxConfig.testnet().with_mnemonic(MNEMONIC)

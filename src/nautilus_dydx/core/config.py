@@ -221,6 +221,17 @@ def _ws_url_for(http_url: str) -> str:
     return f"{scheme}://{parts.netloc}{parts.path}/v4/ws"
 
 
+def _unverified(context: ssl.SSLContext) -> str | None:
+    """What a client context skips of the server check, or None when it verifies fully."""
+    # A client context with CERT_OPTIONAL still requires a certificate (the ssl docs); only
+    # CERT_NONE skips it. Without the host name check any valid certificate passes for any host.
+    if context.verify_mode == ssl.CERT_NONE:
+        return "verify_mode=CERT_NONE"
+    if not context.check_hostname:
+        return "check_hostname=False"
+    return None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DydxConfig:
     """Everything a client needs to reach one dYdX v4 deployment, as one immutable value.
@@ -241,9 +252,12 @@ class DydxConfig:
         usdc_denom: the USDC collateral denom.
         faucet_url: the faucet base URL, ``None`` where there is none (mainnet).
         verify_tls: verify server certificates (REST, WebSocket); turning it off on mainnet needs
-            ``allow_insecure_mainnet=True``.
+            ``allow_insecure_mainnet=True``. With an ``ssl_context`` it says what the context does:
+            ``False`` when the context skips the certificate (``CERT_NONE``) or host name check.
         ssl_context: a custom ``ssl.SSLContext`` (private CA, client certificates) used instead of the
-            default verification; not part of equality.
+            default verification; not part of equality. A context that does not verify counts as
+            ``verify_tls=False`` (the mainnet opt-in included); it is checked when the config is
+            built.
         allow_insecure_mainnet: the explicit opt-in for weakening transport security on mainnet.
         mnemonic: the BIP-39 phrase of the trading account, or ``None`` for read-only use.
         private_key: a hex secp256k1 private key, the alternative to ``mnemonic``.
@@ -296,8 +310,16 @@ class DydxConfig:
         set_(self, "grpc_target", _check_grpc_target(self.grpc_target, self.grpc_tls))
         if self.ssl_context is not None and not isinstance(self.ssl_context, ssl.SSLContext):
             raise ConfigError(f"ssl_context must be an ssl.SSLContext; got {type(self.ssl_context).__name__}")
-        if self.ssl_context is not None and not self.verify_tls:
-            raise ConfigError("pass either ssl_context or verify_tls=False, not both")
+        if self.ssl_context is not None:
+            unverified = _unverified(self.ssl_context)
+            if not self.verify_tls and not unverified:
+                raise ConfigError(
+                    "pass either ssl_context or verify_tls=False, not both "
+                    "(the context verifies certificates and host names)"
+                )
+            # verify_tls reports what the context does, so that repr, the mainnet guard and every
+            # reader see an unverifying context for what it is.
+            set_(self, "verify_tls", not unverified)
         self._check_credentials()
         number = self.subaccount_number
         if isinstance(number, bool) or not isinstance(number, int):
@@ -340,7 +362,10 @@ class DydxConfig:
         if not self.is_mainnet or self.allow_insecure_mainnet:
             return
         problems = []
-        if not self.verify_tls:
+        unverified = None if self.ssl_context is None else _unverified(self.ssl_context)
+        if unverified:
+            problems.append(f"verify_tls=False: ssl_context has {unverified}")
+        elif not self.verify_tls:
             problems.append("verify_tls=False")
         if not self.grpc_tls:
             problems.append("grpc_tls=False")
@@ -610,10 +635,11 @@ class DydxConfig:
             verify: ``False`` disables certificate verification (refused on mainnet unless
                 ``allow_insecure_mainnet``).
             ssl_context: a context of your own (private CA, client certificates); implies verification
-                as that context defines it.
+                as that context defines it. One that skips the certificate or host name check
+                (``verify_mode=CERT_NONE``, ``check_hostname=False``) is treated as ``verify=False``.
             allow_insecure_mainnet: the explicit opt-in for weakened transport security on mainnet.
         """
-        if not verify:
+        if not verify or (ssl_context is not None and _unverified(ssl_context)):
             _log.warning("TLS certificate verification disabled for network %s", self.network)
         return self._with(
             verify_tls=verify, ssl_context=ssl_context, allow_insecure_mainnet=allow_insecure_mainnet
