@@ -393,6 +393,9 @@ class IndexerStore:
         row = self._order_by_key.get(e.key)
         if row is None:
             return
+        # The off-chain removal message carries the order's table columns only if the row was in the
+        # indexer's tables before this removal (a short-term order only in Redis has none).
+        had_db_row = row.in_db
         row.status = e.status
         row.removal_reason = e.reason
         row.total_filled = e.total_filled_quantums
@@ -402,7 +405,7 @@ class IndexerStore:
             if row.created_height is None:
                 row.created_height = e.height
         self._set_booked(row, 0)
-        self._order_message(row, e.key.order_flags != ev.SHORT_TERM)
+        self._order_message(row, e.key.order_flags != ev.SHORT_TERM, removal=True, db_row=had_db_row)
         self._prune_orders(row.key)
 
     def _remaining(self, row: OrderRow) -> int:
@@ -452,12 +455,17 @@ class IndexerStore:
             level = [fmt.dec(self.price(row.market, row.subticks)), fmt.dec(self.size(row.market, total))]
             self._publish("v4_orderbook", ticker, {"bids" if is_bid else "asks": [level]}, None)
 
-    def _order_message(self, row: OrderRow, on_chain: bool) -> None:
+    def _order_message(
+        self, row: OrderRow, on_chain: bool, *, removal: bool = False, db_row: bool | None = None
+    ) -> None:
         ref = ev.SubaccountRef(row.key.owner, row.key.subaccount_number)
         if on_chain:
             self._block_sub_part(ref).setdefault("orders", []).append(row)
         elif self._wants_sub(ref):
-            contents = {"orders": [self.render_order(row, ws=True)], "blockHeight": str(self.height)}
+            order = self.render_offchain_order(
+                row, removal=removal, db_row=row.in_db if db_row is None else db_row
+            )
+            contents = {"orders": [order], "blockHeight": str(self.height)}
             self._publish_sub(ref, contents, None)
 
     # fills ---------------------------------------------------------------------------------
@@ -896,6 +904,58 @@ class IndexerStore:
         out["ticker"] = m.ticker
         if not ws:
             out["subaccountNumber"] = row.key.subaccount_number
+        return out
+
+    def render_offchain_order(self, row: OrderRow, *, removal: bool, db_row: bool) -> Json:
+        """An order as the off-chain pipeline (vulcan) sends it on ``v4_subaccounts``.
+
+        Built from the Redis copy of the order, not from its table row: no ``totalFilled``, no
+        ``createdAt`` and no ``orderRouterAddress``. A removal adds ``totalOptimisticFilled`` and
+        ``removalReason``. ``createdAtHeight``/``updatedAt``/``updatedAtHeight`` come from the order's
+        table row and are present only when it has one (``db_row``): on a removal, any order that
+        reached a block; on a placement, stateful orders only. ``triggerPrice`` only for
+        conditional orders; ``goodTilBlock`` or ``goodTilBlockTime``, whichever the order has.
+        """
+        m = row.market
+        out: Json = {
+            "id": row.id,
+            "subaccountId": row.subaccount_id,
+            "clientId": str(row.key.client_id),
+            "clobPairId": str(m.clob_pair_id),
+            "side": row.side,
+            "size": fmt.dec(self.size(m, row.quantums)),
+        }
+        if removal:
+            out["totalOptimisticFilled"] = fmt.dec(self.size(m, row.total_filled))
+        out.update(
+            {
+                "price": fmt.dec(self.price(m, row.subticks)),
+                "type": {"STOP_LOSS": "STOP_LIMIT", "TAKE_PROFIT": "TAKE_PROFIT"}.get(
+                    row.condition_type, "LIMIT"
+                ),
+                "status": row.status,
+                "timeInForce": "GTT" if row.time_in_force == "POST_ONLY" else row.time_in_force,
+                "postOnly": row.time_in_force == "POST_ONLY",
+                "reduceOnly": row.reduce_only,
+                "orderFlags": str(row.key.order_flags),
+            }
+        )
+        if row.good_til_block is not None:
+            out["goodTilBlock"] = str(row.good_til_block)
+        if row.good_til_block_time is not None:
+            out["goodTilBlockTime"] = fmt.iso(dt.datetime.fromtimestamp(row.good_til_block_time, dt.UTC))
+        out["ticker"] = m.ticker
+        if removal and row.removal_reason is not None:
+            out["removalReason"] = row.removal_reason
+        if db_row and (removal or row.key.order_flags != ev.SHORT_TERM):
+            if row.created_height is not None:
+                out["createdAtHeight"] = str(row.created_height)
+            if row.updated_time is not None:
+                out["updatedAt"] = fmt.iso(row.updated_time)
+                out["updatedAtHeight"] = str(row.updated_height)
+        out["clientMetadata"] = str(row.client_metadata)
+        if row.condition_type != "UNSPECIFIED":
+            out["triggerPrice"] = fmt.dec(self.price(m, row.trigger_subticks))
         return out
 
     def render_fill(self, f: FillRow, *, ws: bool = False) -> Json:
