@@ -1,9 +1,12 @@
-"""Fidelity: the emulator answers with the same keys and JSON types as captured real payloads.
+"""Fidelity: the emulator answers with exactly the keys and JSON types of captured real payloads.
 
 For every current-shaped capture in ../shared/fixtures (see each SOURCES.md), the emulator's answer for
-the same route or channel must have every key the capture has, with the same JSON type, recursively
-into objects and the first element of arrays. The state each capture needs (a position, a fill, a
-conditional order, ...) is created first, through the engine and the faucet.
+the same route or channel must have the same keys as the capture, with the same JSON types,
+recursively into objects and the first element of arrays: no key missing, and no key more. A key the
+emulator adds must be listed in VENUE_EXTRA (the current venue sends it and the capture is older or
+synthetic, with the source) or in UNSETTLED (not yet verified against the venue, kept visible). The
+state each capture needs (a position, a fill, a conditional order, ...) is created first, through the
+engine and the faucet.
 """
 
 from __future__ import annotations
@@ -52,6 +55,157 @@ CAPTURE_QUIRKS: dict[str, dict[str, str]] = {
         "carry goodTilBlockTime",
     },
 }
+_CANDLE_MIDS = "candle mid prices (orderbookMidPriceOpen/Close) are current Candle columns (protocol doc 3.3)"
+_ROUTER = "orderRouterAddress is a current order column (protocol doc 3.3); the capture predates it"
+_BLOCK_PARTS = (
+    "the emulator's message for that block also carries the block's fills/positions, as the venue's "
+    "block messages do (protocol doc 4.6)"
+)
+_ENDER_ORDER = (
+    "UNSETTLED: the shape of order rows in block (ender) messages is not yet checked against ender's "
+    "message builder"
+)
+# Per capture: keys the emulator sends that the capture lacks, because the current venue sends them
+# (the capture is older or synthetic). Paths as above.
+VENUE_EXTRA: dict[str, dict[str, str]] = {
+    "python-legacy/ws/error.json": {
+        "channel": "current socks adds channel and id to a failed-subscription error (protocol doc 4.3)",
+        "id": "current socks adds channel and id to a failed-subscription error (protocol doc 4.3)",
+    },
+    "rust/ws_error.json": {
+        "channel": "the scenario's error is a failed subscription, which carries channel and id (4.3)",
+        "id": "the scenario's error is a failed subscription, which carries channel and id (4.3)",
+    },
+    "python-legacy/http/order.json": {"orderRouterAddress": _ROUTER},
+    "python-legacy/http/orders.json": {"[0].orderRouterAddress": _ROUTER},
+    "python-legacy/http/conditional_order.json": {
+        "orderRouterAddress": _ROUTER,
+        "goodTilBlockTime": "conditional orders are stateful: goodTilBlockTime (capture hand-edited upstream)",
+        "createdAt": "stateful orders carry createdAt (protocol doc 3.3; capture hand-edited upstream)",
+    },
+    "python-legacy/http/fills.json": {
+        "fills[0].affiliateRevShare": "a current Fill column (protocol doc 3.3, and in v4_fills.json)"
+    },
+    "rust/http_get_transfers.json": {
+        "transfers[0].size": "swagger and comlink name it `size` (this capture says `amount`)",
+        "transfers[0].symbol": "swagger and comlink name it `symbol` (this capture says `asset`)",
+    },
+    "python-legacy/ws/v4_accounts_subscribed.json": {"contents.orders[0].orderRouterAddress": _ROUTER},
+    "python-legacy/ws/v4_candles_channel_data.json": {
+        "contents.orderbookMidPriceOpen": _CANDLE_MIDS,
+        "contents.orderbookMidPriceClose": _CANDLE_MIDS,
+    },
+    "rust/ws_candles_update.json": {
+        "contents.orderbookMidPriceOpen": _CANDLE_MIDS,
+        "contents.orderbookMidPriceClose": _CANDLE_MIDS,
+    },
+    "rust/ws_candles_subscribed.json": {
+        "contents.candles[0].orderbookMidPriceOpen": _CANDLE_MIDS,
+        "contents.candles[0].orderbookMidPriceClose": _CANDLE_MIDS,
+    },
+    "rust/ws_markets_subscribed.json": {
+        f"contents.markets.*.{k}": "a current PerpetualMarket field (protocol doc 3.3); synthetic capture"
+        for k in (
+            "volume24H",
+            "trades24H",
+            "marketType",
+            "openInterestLowerCap",
+            "openInterestUpperCap",
+            "baseOpenInterest",
+            "defaultFundingRate1H",
+        )
+    },
+    "rust/ws_markets_status_update.json": {
+        f"contents.trading.*.{k}": "a trading update carries the market fields that changed in the block "
+        "(protocol doc 4.4); this synthetic capture shows status only"
+        for k in ("id", "clobPairId", "ticker", "trades24H", "volume24H", "priceChange24H", "openInterest")
+    },
+    "rust/ws_subaccounts_subscribed.json": {
+        "contents.subaccount.openPerpetualPositions.*.createdAtHeight": "PerpetualPosition column (3.3)",
+        "contents.subaccount.openPerpetualPositions.*.subaccountNumber": "PerpetualPosition column (3.3)",
+        "contents.subaccount.assetPositions.*.subaccountNumber": "AssetPosition column (3.3)",
+        "contents.orders": "the snapshot carries the open orders (protocol doc 4.4); synthetic capture",
+        "contents.blockHeight": "the snapshot carries blockHeight (protocol doc 4.4); synthetic capture",
+    },
+    "rust/ws_subaccounts_update.json": {
+        **{
+            f"contents.fills[0].{k}": "a WS fill column (protocol doc 4.6); synthetic capture"
+            for k in (
+                "affiliateRevShare",
+                "clobPairId",
+                "quoteAmount",
+                "eventId",
+                "transactionHash",
+                "ticker",
+            )
+        },
+        "contents.orders[0].ticker": "order messages carry ticker (protocol doc 4.6, every capture)",
+        "contents.perpetualPositions": _BLOCK_PARTS,
+        "contents.assetPositions": _BLOCK_PARTS,
+        "contents.blockHeight": "block messages carry blockHeight (protocol doc 4.6)",
+    },
+    "python-legacy/ws/v4_accounts_fills.json": {"contents.assetPositions": _BLOCK_PARTS},
+    "python-legacy/ws/v4_accounts_channel_data_order.json": {
+        "contents.perpetualPositions": _BLOCK_PARTS,
+        "contents.assetPositions": _BLOCK_PARTS,
+        "contents.fills": _BLOCK_PARTS,
+    },
+    "python-legacy/ws/v4_accounts_channel_data_order_canceled.json": {
+        "contents.perpetualPositions": _BLOCK_PARTS,
+        "contents.assetPositions": _BLOCK_PARTS,
+    },
+    "python-legacy/ws/v4_accounts_channel_data_order_opened_stop_limit.json": {
+        "contents.perpetualPositions": _BLOCK_PARTS,
+        "contents.assetPositions": _BLOCK_PARTS,
+        "contents.fills": _BLOCK_PARTS,
+        "contents.orders[0].goodTilBlockTime": "conditional orders are stateful (capture hand-edited upstream)",
+    },
+}
+# Per capture: keys the emulator sends that are NOT yet justified from the venue. They are listed so
+# that the check stays exact everywhere else; each one is an open question, not a fact.
+UNSETTLED: dict[str, dict[str, str]] = {
+    "python-legacy/ws/v4_accounts_channel_data_order.json": {
+        f"contents.orders[0].{k}": _ENDER_ORDER
+        for k in ("totalFilled", "totalOptimisticFilled", "createdAt", "triggerPrice", "orderRouterAddress")
+    },
+    "python-legacy/ws/v4_accounts_channel_data_order_canceled.json": {
+        f"contents.orders[0].{k}": _ENDER_ORDER
+        for k in ("totalOptimisticFilled", "createdAt", "triggerPrice", "orderRouterAddress")
+    },
+    "python-legacy/ws/v4_accounts_channel_data_order_opened_stop_limit.json": {
+        f"contents.orders[0].{k}": _ENDER_ORDER
+        for k in (
+            "totalFilled",
+            "totalOptimisticFilled",
+            "createdAtHeight",
+            "createdAt",
+            "updatedAt",
+            "updatedAtHeight",
+            "orderRouterAddress",
+        )
+    },
+    "python-legacy/ws/v4_accounts_fills.json": {
+        **{
+            f"contents.fills[0].{k}": "UNSETTLED: WS fills from ender not yet checked for market/marketType/"
+            "affiliateRevShare"
+            for k in ("market", "marketType", "affiliateRevShare")
+        },
+        **{
+            f"contents.orders[0].{k}": _ENDER_ORDER
+            for k in ("totalOptimisticFilled", "orderRouterAddress", "removalReason")
+        },
+    },
+    "rust/ws_subaccounts_update.json": {
+        f"contents.orders[0].{k}": _ENDER_ORDER
+        for k in ("totalOptimisticFilled", "createdAt", "triggerPrice", "orderRouterAddress")
+    },
+}
+
+
+def extra_for(rel: str) -> frozenset[str]:
+    return frozenset(VENUE_EXTRA.get(rel, {})) | frozenset(UNSETTLED.get(rel, {}))
+
+
 # capture (relative to fixtures/dydx-real) -> payload name produced by the scenario below.
 REST_CAPTURES = {
     "rust/http_get_block_height.json": "height",
@@ -134,26 +288,43 @@ def json_type(value: Any) -> str:
     return "array" if isinstance(value, list) else "object"
 
 
-def shape_diff(capture: Any, ours: Any, path: str = "", allowed: frozenset[str] = frozenset()) -> list[str]:
-    """Keys/types of ``capture`` that ``ours`` lacks or types differently (``allowed``: paths to skip)."""
+def shape_diff(
+    capture: Any,
+    ours: Any,
+    path: str = "",
+    allowed: frozenset[str] = frozenset(),
+    extra: frozenset[str] = frozenset(),
+) -> list[str]:
+    """How ``ours`` differs from ``capture`` in keys and JSON types, both ways.
+
+    A key the capture has and ``ours`` lacks is ``missing`` (unless its path is in ``allowed`` or
+    KNOWN_ABSENT); a key ``ours`` has and the capture lacks is ``extra`` (unless its path is in
+    ``extra``).
+    """
     if json_type(capture) != json_type(ours):
         return [f"{path or '<root>'}: capture {json_type(capture)}, emulator {json_type(ours)}"]
     problems: list[str] = []
     if isinstance(capture, dict):
         parent = path.rsplit(".", 1)[-1]
-        if parent in _MAP_PARENTS and capture:
+        if parent in _MAP_PARENTS:
+            if not capture:
+                return []  # an empty map (no positions, ...) says nothing about its entries' keys
             # A map keyed by ticker/symbol: compare one entry with one of ours.
             if not ours:
                 return [f"{path}: emulator map is empty"]
             first = next(iter(capture.values()))
-            return shape_diff(first, next(iter(ours.values())), f"{path}.*", allowed)
+            return shape_diff(first, next(iter(ours.values())), f"{path}.*", allowed, extra)
         for key, value in capture.items():
             sub = f"{path}.{key}" if path else key
             if key not in ours:
                 if sub not in KNOWN_ABSENT and sub not in allowed:
                     problems.append(f"{sub}: missing")
                 continue
-            problems += shape_diff(value, ours[key], sub, allowed)
+            problems += shape_diff(value, ours[key], sub, allowed, extra)
+        for key in ours:
+            sub = f"{path}.{key}" if path else key
+            if key not in capture and sub not in extra:
+                problems.append(f"{sub}: extra")
     elif isinstance(capture, list) and capture:
         if not ours:
             return [f"{path}: emulator array is empty"]
@@ -161,10 +332,10 @@ def shape_diff(capture: Any, ours: Any, path: str = "", allowed: frozenset[str] 
         # and withdrawals): one of its elements must have the capture's shape.
         best: list[str] | None = None
         for element in ours[:50]:
-            diff = shape_diff(capture[0], element, f"{path}[0]", allowed)
+            diff = shape_diff(capture[0], element, f"{path}[0]", allowed, extra)
             if not diff:
                 return []
-            if best is None:
+            if best is None or len(diff) < len(best):
                 best = diff
         problems += best or []
     return problems
@@ -334,7 +505,8 @@ def _load(shared_fixtures: Path, rel: str) -> Any:
 @pytest.mark.parametrize("rel", sorted(REST_CAPTURES))
 def test_rest_shape(rel: str, shared_fixtures: Path, payloads: dict[str, Any]) -> None:
     allowed = frozenset(CAPTURE_QUIRKS.get(rel, {}))
-    assert shape_diff(_load(shared_fixtures, rel), payloads[REST_CAPTURES[rel]], allowed=allowed) == []
+    capture = _load(shared_fixtures, rel)
+    assert shape_diff(capture, payloads[REST_CAPTURES[rel]], allowed=allowed, extra=extra_for(rel)) == []
 
 
 @pytest.mark.parametrize("rel", sorted(WS_CAPTURES))
@@ -344,12 +516,33 @@ def test_ws_shape(rel: str, shared_fixtures: Path, payloads: dict[str, Any]) -> 
     allowed = frozenset(CAPTURE_QUIRKS.get(rel, {}))
     capture = _load(shared_fixtures, rel)
     # Several messages of the same kind were recorded: one of them must have the capture's shape.
-    diffs = [shape_diff(capture, msg, allowed=allowed) for msg in payloads[key]]
+    diffs = [shape_diff(capture, msg, allowed=allowed, extra=extra_for(rel)) for msg in payloads[key]]
     assert min(diffs, key=len) == []
 
 
 def test_comparator_catches_differences() -> None:
-    assert shape_diff({"a": "1", "b": [{"c": 1}]}, {"a": "2", "b": [{"c": 5}], "extra": True}) == []
+    assert shape_diff({"a": "1", "b": [{"c": 1}]}, {"a": "2", "b": [{"c": 5}]}) == []
     assert shape_diff({"a": "1"}, {"a": 1}) == ["a: capture string, emulator number"]
     assert shape_diff({"a": {"b": None}}, {"a": {}}) == ["a.b: missing"]
     assert shape_diff({"x": [{"y": "1"}]}, {"x": []}) == ["x: emulator array is empty"]
+    # A key the capture does not have is a difference too, unless it is listed.
+    assert shape_diff({"a": "1"}, {"a": "1", "extra": True}) == ["extra: extra"]
+    assert shape_diff({"a": [{"b": 1}]}, {"a": [{"b": 1, "c": 2}]}) == ["a[0].c: extra"]
+    assert shape_diff({"a": "1"}, {"a": "1", "extra": True}, extra=frozenset({"extra"})) == []
+
+
+def test_allowances_are_explained() -> None:
+    for table in (VENUE_EXTRA, UNSETTLED, CAPTURE_QUIRKS):
+        for rel, paths in table.items():
+            assert rel in REST_CAPTURES or rel in WS_CAPTURES, rel
+            assert all(reason.strip() for reason in paths.values()), rel
+
+
+def test_offchain_order_messages_have_no_table_columns(payloads: dict[str, Any]) -> None:
+    """Vulcan builds these from the Redis copy of the order: no totalFilled and no createdAt."""
+    for status in ("BEST_EFFORT_OPENED", "BEST_EFFORT_CANCELED"):
+        for msg in payloads[f"ws:channel_data:v4_subaccounts:{status}"]:
+            for order in msg["contents"]["orders"]:
+                assert "totalFilled" not in order, order
+                assert "createdAt" not in order, order
+                assert ("totalOptimisticFilled" in order) == (status == "BEST_EFFORT_CANCELED"), order
