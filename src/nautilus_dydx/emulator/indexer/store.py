@@ -857,21 +857,29 @@ class IndexerStore:
             }
         }
 
-    def render_order(self, row: OrderRow, *, ws: bool = False) -> Json:
-        m = row.market
-        out: Json = {
+    def _order_identity(self, row: OrderRow) -> Json:
+        """The leading keys every rendering of an order starts with (table row or off-chain)."""
+        return {
             "id": row.id,
             "subaccountId": row.subaccount_id,
             "clientId": str(row.key.client_id),
-            "clobPairId": str(m.clob_pair_id),
+            "clobPairId": str(row.market.clob_pair_id),
             "side": row.side,
-            "size": fmt.dec(self.size(m, row.quantums)),
+            "size": fmt.dec(self.size(row.market, row.quantums)),
+        }
+
+    @staticmethod
+    def _order_type(row: OrderRow) -> str:
+        return {"STOP_LOSS": "STOP_LIMIT", "TAKE_PROFIT": "TAKE_PROFIT"}.get(row.condition_type, "LIMIT")
+
+    def render_order(self, row: OrderRow, *, ws: bool = False) -> Json:
+        m = row.market
+        out: Json = {
+            **self._order_identity(row),
             "totalFilled": fmt.dec(self.size(m, row.total_filled)),
             **({"totalOptimisticFilled": fmt.dec(self.size(m, row.total_filled))} if ws else {}),
             "price": fmt.dec(self.price(m, row.subticks)),
-            "type": {"STOP_LOSS": "STOP_LIMIT", "TAKE_PROFIT": "TAKE_PROFIT"}.get(
-                row.condition_type, "LIMIT"
-            ),
+            "type": self._order_type(row),
             "status": row.status,
             "timeInForce": "GTT" if row.time_in_force == "POST_ONLY" else row.time_in_force,
             "reduceOnly": row.reduce_only,
@@ -917,22 +925,13 @@ class IndexerStore:
         conditional orders; ``goodTilBlock`` or ``goodTilBlockTime``, whichever the order has.
         """
         m = row.market
-        out: Json = {
-            "id": row.id,
-            "subaccountId": row.subaccount_id,
-            "clientId": str(row.key.client_id),
-            "clobPairId": str(m.clob_pair_id),
-            "side": row.side,
-            "size": fmt.dec(self.size(m, row.quantums)),
-        }
+        out = self._order_identity(row)
         if removal:
             out["totalOptimisticFilled"] = fmt.dec(self.size(m, row.total_filled))
         out.update(
             {
                 "price": fmt.dec(self.price(m, row.subticks)),
-                "type": {"STOP_LOSS": "STOP_LIMIT", "TAKE_PROFIT": "TAKE_PROFIT"}.get(
-                    row.condition_type, "LIMIT"
-                ),
+                "type": self._order_type(row),
                 "status": row.status,
                 "timeInForce": "GTT" if row.time_in_force == "POST_ONLY" else row.time_in_force,
                 "postOnly": row.time_in_force == "POST_ONLY",
