@@ -733,22 +733,24 @@ class DataClient:
     def _on_reconnecting(self, msg: Reconnecting) -> None:
         # Only the books on the socket that dropped lose updates, and only their subscriptions are
         # replayed (with a fresh snapshot each); the books on the other sockets stay in sync.
-        for channel, ticker in msg.subscriptions:
-            entry = self._books.get(ticker) if channel is Channel.ORDERBOOK and ticker else None
-            if entry is not None:
-                self._begin_resync(entry.ticker, entry, "reconnect")
+        for entry in self._books_of(msg.subscriptions):
+            self._begin_resync(entry.ticker, entry, "reconnect")
         self._emit(StreamStatusEvent("reconnecting", msg.reason))
 
     def _on_gap(self, msg: MessageGap) -> None:
         # Messages were lost: any book of the connection may have missed an absolute update, and
         # nothing but a fresh snapshot can tell. Rebuild each one the gap may have touched.
         detail = f"ids {msg.expected}..{msg.received - 1} lost on {msg.connection_id}"
-        for channel, ticker in msg.subscriptions:
-            entry = self._books.get(ticker) if channel is Channel.ORDERBOOK and ticker else None
-            if entry is not None and entry.state is not _State.RESYNCING:
+        for entry in self._books_of(msg.subscriptions):
+            if entry.state is not _State.RESYNCING:
                 self._begin_resync(entry.ticker, entry, f"message gap: {detail}")
                 self._schedule_resync(entry.ticker, "message gap")
         self._emit(StreamStatusEvent("gap", detail))
+
+    def _books_of(self, subscriptions: tuple[tuple[Channel, str | None], ...]) -> list[_Book]:
+        """The tracked books among ``(channel, id)`` subscriptions."""
+        books = (self._books.get(id) for channel, id in subscriptions if channel is Channel.ORDERBOOK and id)
+        return [entry for entry in books if entry is not None]
 
     def _on_reconnected(self, msg: Reconnected) -> None:
         self._emit(StreamStatusEvent("reconnected", msg.connection_id))
