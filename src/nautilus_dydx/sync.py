@@ -130,7 +130,34 @@ class _Start:
         self.error: BaseException | None = None
 
 
-class LoopRunner:
+class _ClosesOnExit:
+    """``with x:`` closes ``x`` on the way out; subclasses provide ``close()`` (and may do more
+    on entry in :meth:`_on_enter`, which closes them again if it fails)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _on_enter(self) -> None:
+        """What entering the ``with`` block does besides returning ``self`` (nothing by default)."""
+
+    def __enter__(self) -> Self:
+        try:
+            self._on_enter()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class LoopRunner(_ClosesOnExit):
     """Runs coroutines on an event loop in a dedicated daemon thread, for synchronous callers.
 
     The thread starts on first use and runs until :meth:`close` (or the end of a ``with`` block).
@@ -164,17 +191,6 @@ class LoopRunner:
         self._closed = False
         self._cleanup_lock = threading.Lock()
         self._cleanups: set[concurrent.futures.Future[Any]] = set()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "running" if self._thread is not None else "idle"
@@ -436,7 +452,7 @@ class _Failure:
     error: BaseException
 
 
-class SyncStream(Iterator[T]):
+class SyncStream(_ClosesOnExit, Iterator[T]):
     """A blocking iterator over an async iterator that runs on a :class:`LoopRunner`'s loop.
 
     A pump task on the loop thread pulls items from the source and hands them over through a
@@ -489,17 +505,6 @@ class SyncStream(Iterator[T]):
     def __repr__(self) -> str:
         state = "closed" if self._closed else "finished" if self._finished else "open"
         return f"<SyncStream {self._name!r} {state}>"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @property
     def closed(self) -> bool:
@@ -667,7 +672,7 @@ class _FacadeLike(Protocol[C_co]):
     def stream_maxsize(self) -> int: ...
 
 
-class SyncFacade(Generic[C]):
+class SyncFacade(_ClosesOnExit, Generic[C]):
     """The base of a blocking client wrapping an async client ``C``.
 
     The async client is built by ``factory`` on the loop thread and lives there; every call runs on
@@ -706,17 +711,6 @@ class SyncFacade(Generic[C]):
             if self._owns_runner:
                 self._runner.close()
             raise
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @property
     def runner(self) -> LoopRunner:
@@ -1147,13 +1141,8 @@ class SyncWsClient(SyncFacade[WsClient]):
         self._messages: SyncStream[MarketStreamMsg] | None = None
         self._messages_lock = threading.Lock()
 
-    def __enter__(self) -> Self:
-        try:
-            self.connect()
-        except BaseException:
-            self.close()
-            raise
-        return self
+    def _on_enter(self) -> None:
+        self.connect()
 
     @property
     def url(self) -> str:
@@ -1246,13 +1235,8 @@ class SyncDataClient(SyncFacade[DataClient]):
         self._events: SyncStream[MarketDataEvent] | None = None
         self._events_lock = threading.Lock()
 
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
+    def _on_enter(self) -> None:
+        self.start()
 
     start = blocking(DataClient.start)
     subscribe_trades = blocking(DataClient.subscribe_trades)
